@@ -1,0 +1,161 @@
+"""`bot train`, `bot model list|show`, and `bot generate`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from bot.cli import app
+from bot.cli.options import JSON, corpus_name
+
+model_app = typer.Typer(help="List and inspect trained models.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+SHOW_REJECTED = 5  # rejected samples `bot generate` shows, with their reasons
+
+
+@app.command()
+def train(
+    corpus: Annotated[str, typer.Argument(help="Corpus to train on.")],
+    model: Annotated[str, typer.Option("--model", help="Name of the model to write.", callback=corpus_name)],
+    preset: Annotated[str, typer.Option("--preset", help="tiny|small|medium|zaremba-small")] = "small",
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="At most this many epochs.")] = None,
+    max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", min=0.01, help="Stop after this long.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue training an existing model.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing model of that name.")] = False,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (default: the preset's).")] = None,
+    json_: JSON = False,
+) -> None:
+    """Train a word-level LSTM on a corpus; the best epoch is kept in BOT_HOME/models/NAME."""
+    from bot import training
+    from bot.cli import context, output
+    from bot.cli.progress import TrainingDisplay
+    from models.artifact import load_model
+    from models.config import preset as get_preset
+
+    config = load_model(context.settings().model_dir(model)).config if resume else get_preset(preset)
+    overrides = {k: v for k, v in {"epochs": epochs, "seed": seed}.items() if v is not None}
+    config = config.replace(**overrides)
+    with TrainingDisplay() as display:
+        summary = training.train(context.store(), context.settings(), corpus, model, config,
+                                 max_minutes=max_minutes, resume=resume, replace=force, reporter=display)
+    best = summary.best
+    result = {"model": model, "corpus": corpus, "path": str(summary.path), "best_epoch": summary.best_epoch,
+              "valid_perplexity": best.valid_perplexity, "train_perplexity": best.train_perplexity,
+              "epochs": len(summary.epochs), "seconds": round(summary.seconds, 1), "stop_reason": summary.stop_reason,
+              "vocab_size": summary.vocab_size, "parameters": summary.parameters}
+    if json_:
+        output.print_json(result)
+    else:
+        output.console.print(
+            f"Model {model!r}: held-out perplexity {best.valid_perplexity:.1f} at epoch {summary.best_epoch} "
+            f"({summary.seconds:.0f}s, {summary.vocab_size:,} word vocabulary, {summary.parameters:,} parameters).",
+            markup=False)
+
+
+@model_app.command("list")
+def list_(json_: JSON = False) -> None:
+    """The trained models."""
+    from bot import registry
+    from bot.cli import context, output
+
+    models = registry.list_models(context.settings())
+    if json_:
+        output.print_json([m.to_json() for m in models])
+        return
+    if not models:
+        output.console.print("No models yet; train one with `bot train CORPUS --model NAME`.", markup=False)
+        return
+    output.table(["model", "corpus", "valid ppl", "epochs", "parameters", "vocabulary", "trained", "problem"],
+                 [(m.name, m.corpus, f"{m.valid_perplexity:.1f}" if m.valid_perplexity else None,
+                   m.epochs_trained, f"{m.parameters:,}" if m.parameters else None,
+                   f"{m.vocab_size:,}" if m.vocab_size else None, m.created_at, m.problem) for m in models])
+
+
+@model_app.command("show")
+def show(name: Annotated[str, typer.Argument(help="Model name.")], json_: JSON = False) -> None:
+    """A model's settings, training history and versions."""
+    from bot import registry
+    from bot.cli import context, output
+
+    model = registry.load(context.settings(), name)
+    data = {"name": name, "path": str(model.path), **model.info, "config": model.config.to_dict(),
+            "metrics": model.metrics, "versions": model.versions}
+    if json_:
+        output.print_json(data)
+        return
+    m = model.metrics
+    output.console.print(f"Model {name!r} ({model.path}), trained on corpus {model.info.get('corpus')!r}: "
+                         f"held-out perplexity {m.get('valid_perplexity', float('nan')):.1f} at epoch "
+                         f"{m.get('best_epoch')}.", markup=False)
+    output.table(["setting", "value"], sorted(model.config.to_dict().items()))
+    output.table(["epoch", "train ppl", "valid ppl", "learning rate", "seconds"],
+                 [(h["epoch"], f"{_ppl(h['train_loss']):.1f}", f"{_ppl(h['valid_loss']):.1f}",
+                   f"{h['learning_rate']:.3g}", f"{h['seconds']:.1f}") for h in m.get("history", [])])
+    output.console.print("versions: " + ", ".join(f"{k} {v}" for k, v in model.versions.items()), markup=False)
+
+
+def _ppl(loss: float) -> float:
+    import math
+
+    return math.exp(min(loss, 50.0))
+
+
+@app.command()
+def generate(
+    model: Annotated[str, typer.Argument(help="Model to sample from.")],
+    n: Annotated[int, typer.Option("--n", min=1, help="How many texts to sample.")] = 10,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.01, help="Lower is safer, higher wilder.")] = 0.8,
+    top_k: Annotated[int, typer.Option("--top-k", min=0, help="Sample among the k likeliest words (0: all).")] = 0,
+    top_p: Annotated[float, typer.Option("--top-p", min=0.01, max=1.0, help="Nucleus sampling mass.")] = 1.0,
+    prefix: Annotated[str, typer.Option("--prefix", help="Start every text with this.")] = "",
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed, for repeatable output.")] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Cut a text off after this many.")] = 60,
+    no_filter: Annotated[bool, typer.Option("--no-filter", help="Keep every sample, unfiltered.")] = False,
+    platform: Annotated[Optional[str], typer.Option("--platform", help="reddit|x|file: length and link rules "
+                                                    "(default: the bot's, else reddit).")] = None,
+    enqueue: Annotated[Optional[str], typer.Option("--enqueue", help="Put the accepted texts in this bot's queue.",
+                                                   callback=corpus_name)] = None,
+    json_: JSON = False,
+) -> None:
+    """Sample texts from a model, filter them, and print them (or queue them for a bot)."""
+    from bot.cli import context, output
+    from bot.filters import PLATFORMS, FilterConfig
+    from bot.generation import generate as run
+    from models.sampler import SamplingSettings
+
+    bot = context.bot_config(enqueue) if enqueue else None
+    platform = platform or (bot.platform if bot else "reddit")
+    if platform not in PLATFORMS:
+        output.fail(f"Unknown platform {platform!r}; use one of {', '.join(PLATFORMS)}.")
+    filters = None if no_filter else (bot.filters if bot else FilterConfig())
+    sampling = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, max_tokens=max_tokens)
+    with output.counter("Sampling", total=n) as update:
+        report = run(context.store(), context.settings(), model, n=n, sampling=sampling, prefix=prefix, seed=seed,
+                     platform=platform, filters=filters, enqueue_bot=enqueue, progress=update)
+    if json_:
+        output.print_json(_report_json(report, enqueue))
+        return
+    for sample in report.accepted:
+        output.console.print(sample.text, markup=False)
+    output.errors.print(_summary_line(report, enqueue), markup=False)
+    for sample, rejection in report.rejected[:SHOW_REJECTED]:
+        output.errors.print(f"  rejected ({rejection.filter}: {rejection.reason}): {sample.text}", markup=False)
+
+
+def _summary_line(report, enqueue: str | None) -> str:  # type: ignore[no-untyped-def]
+    rejected = ", ".join(f"{name} {count}" for name, count in report.counts.items() if count) or "none"
+    queued = f"; {len(report.enqueued)} queued for bot {enqueue!r}" if enqueue else ""
+    return (f"{report.sampled} sampled in {report.seconds:.1f}s, {len(report.accepted)} accepted; "
+            f"rejected: {rejected}{queued}.")
+
+
+def _report_json(report, enqueue: str | None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    return {
+        "model": report.model, "sampled": report.sampled, "seconds": round(report.seconds, 3),
+        "accepted": [{"text": s.text, "logprob": round(s.logprob, 4), "tokens": s.tokens} for s in report.accepted],
+        "rejected": [{"text": s.text, "filter": r.filter, "reason": r.reason} for s, r in report.rejected],
+        "rejections": report.counts,
+        "enqueued": [c.id for c in report.enqueued] if enqueue else None,
+    }

@@ -1,0 +1,88 @@
+"""`bot queue list|approve|reject|edit`: what a person decides about candidates."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from bot.cli import app
+from bot.cli.options import JSON
+
+queue_app = typer.Typer(help="Review candidates: list, approve, reject, edit.", no_args_is_help=True)
+app.add_typer(queue_app, name="queue")
+
+STATUSES = ("pending", "approved", "rejected", "posting", "posted", "failed", "unknown")  # store.schema.Status
+
+
+def _status(value: str | None) -> str | None:
+    if value is not None and value not in STATUSES:
+        raise typer.BadParameter(f"use one of {', '.join(STATUSES)}")
+    return value
+
+
+@queue_app.command("list")
+def list_(
+    status: Annotated[Optional[str], typer.Option("--status", help="|".join(STATUSES), callback=_status)] = None,
+    bot: Annotated[Optional[str], typer.Option("--bot", help="Only this bot's candidates.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="At most this many.")] = None,
+    json_: JSON = False,
+) -> None:
+    """Candidates, oldest first."""
+    from bot.cli import context, output
+    from bot.queue import candidate_json, list_candidates
+
+    with context.store().session() as session:
+        rows = [candidate_json(c) for c in list_candidates(session, status=status, bot=bot, limit=limit)]
+    if json_:
+        output.print_json(rows)
+        return
+    if not rows:
+        output.console.print("The queue is empty for that selection.", markup=False)
+        return
+    output.table(["id", "bot", "status", "text", "logprob", "reason"],
+                 [(r["id"], r["bot"], r["status"], r["text"] + (" (edited)" if r["edited"] else ""),
+                   f"{r['logprob']:.1f}", r["reason"]) for r in rows])
+
+
+@queue_app.command()
+def approve(ids: Annotated[list[int], typer.Argument(help="Candidate ids.")]) -> None:
+    """Approve candidates for posting."""
+    from bot import queue
+    from bot.cli import context, output
+
+    with context.store().session() as session:
+        done = queue.approve(session, ids)
+    output.console.print(f"Approved {_ids(done)}.", markup=False)
+
+
+@queue_app.command()
+def reject(ids: Annotated[list[int], typer.Argument(help="Candidate ids.")],
+           reason: Annotated[Optional[str], typer.Option("--reason", help="Why, for the record.")] = None) -> None:
+    """Reject candidates; they are kept, and never posted."""
+    from bot import queue
+    from bot.cli import context, output
+
+    with context.store().session() as session:
+        done = queue.reject(session, ids, reason=reason)
+    output.console.print(f"Rejected {_ids(done)}.", markup=False)
+
+
+@queue_app.command()
+def edit(candidate_id: Annotated[int, typer.Argument(help="Candidate id.")],
+         text: Annotated[str, typer.Option("--text", help="The new text.")]) -> None:
+    """Change a candidate's text; the filters check the new text first."""
+    from bot import queue
+    from bot.cli import context, output
+    from bot.generation import filters_for_candidate
+
+    with context.store().session() as session:
+        candidate = queue.get_candidate(session, candidate_id)
+        filters = filters_for_candidate(session, context.settings(), candidate, context.bot_config(candidate.bot))
+        queue.edit(session, candidate_id, text, filters)
+    output.console.print(f"Edited candidate {candidate_id}.", markup=False)
+
+
+def _ids(candidates) -> str:  # type: ignore[no-untyped-def]
+    ids = [str(c.id) for c in candidates]
+    return ("candidate " if len(ids) == 1 else "candidates ") + ", ".join(ids)

@@ -1,0 +1,88 @@
+"""`bot demo`: the whole job on a bundled corpus, offline — import, train, sample, filter, queue for review."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from bot import training
+from bot.config import Settings
+from bot.corpus import add_documents, get_corpus, summarize
+from bot.filters import FilterConfig
+from bot.generation import GenerationReport, generate
+from bot.queue import list_candidates
+from bot.store import Store
+from bot.store.schema import Status
+from models.config import preset
+from models.sampler import SamplingSettings
+from models.trainer import TrainingReporter, TrainingSummary
+from scrapers.files import read_documents
+
+DEMO_NAME = "demo"  # the corpus, model and bot the demo writes
+DEMO_DATA = "hacker_news_2000.txt"  # 2,000 top Hacker News titles (MIT, see bot/data/LICENSE.textgenrnn-datasets)
+DEMO_PRESET = "small"
+DEMO_MAX_MINUTES = 3.0  # training time limit, so the demo ends within 5 minutes on a 2-core machine
+DEMO_SAMPLES = 100  # candidates sampled per round
+DEMO_TEMPERATURE = 0.8
+MIN_PENDING = 10  # the demo leaves at least this many candidates to review
+MAX_ROUNDS = 5  # sampling rounds at most, when filters leave too few
+
+
+@dataclass
+class DemoResult:
+    documents: int
+    words: int
+    added: int
+    training: TrainingSummary
+    generation: list[GenerationReport] = field(default_factory=list)
+    pending: int = 0
+
+    @property
+    def sampled(self) -> int:
+        return sum(r.sampled for r in self.generation)
+
+    @property
+    def rejections(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for report in self.generation:
+            for name, count in report.counts.items():
+                total[name] = total.get(name, 0) + count
+        return total
+
+    @property
+    def accepted(self) -> list[str]:
+        return [s.text for r in self.generation for s in r.accepted]
+
+
+def demo_data_path() -> Path:
+    return Path(str(resources.files("bot") / "data" / DEMO_DATA))
+
+
+def run_demo(store: Store, settings: Settings, *, reporter: TrainingReporter | None = None,
+             max_minutes: float = DEMO_MAX_MINUTES, preset_name: str = DEMO_PRESET,
+             on_stage: Callable[[str], None] = lambda stage: None) -> DemoResult:
+    on_stage(f"Importing the bundled corpus ({DEMO_DATA}) into corpus {DEMO_NAME!r}")
+    with store.session() as session:
+        added = add_documents(session, DEMO_NAME, read_documents(demo_data_path(), format="txt")).added
+        summary = summarize(session, get_corpus(session, DEMO_NAME))
+    on_stage(f"Training model {DEMO_NAME!r} on the CPU (at most {max_minutes:g} minutes)")
+    trained = training.train(store, settings, DEMO_NAME, DEMO_NAME, preset(preset_name), max_minutes=max_minutes,
+                             replace=True, reporter=reporter)
+    result = DemoResult(documents=summary.documents, words=summary.words, added=added, training=trained)
+    on_stage(f"Sampling candidates, filtering them, and queueing them for bot {DEMO_NAME!r}")
+    for _ in range(MAX_ROUNDS):
+        report = generate(store, settings, DEMO_NAME, n=DEMO_SAMPLES,
+                          sampling=SamplingSettings(temperature=DEMO_TEMPERATURE), platform="reddit",
+                          filters=FilterConfig(), enqueue_bot=DEMO_NAME)
+        result.generation.append(report)
+        result.pending = _pending(store)
+        if result.pending >= MIN_PENDING:
+            break
+    return result
+
+
+def _pending(store: Store) -> int:
+    with store.session() as session:
+        return len(list_candidates(session, status=Status.PENDING, bot=DEMO_NAME))

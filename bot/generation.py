@@ -1,0 +1,120 @@
+"""Generation: sample candidates from a model, filter them, and optionally put the survivors in a bot's queue."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot import queue, registry
+from bot.config import BotConfig, Settings
+from bot.corpus import get_corpus, iter_texts
+from bot.errors import BotError
+from bot.filters import FilterConfig, FilterSet, Rejection
+from bot.novelty import NoveltyIndex
+from bot.store import Store
+from bot.store.schema import Candidate, StoredDocument
+from models.errors import ModelError
+from models.sampler import Sample, SamplingSettings
+
+log = logging.getLogger(__name__)
+
+UNFINISHED = "unfinished"  # the rejection of a sample cut off at the length cap before it ended
+DEFAULT_PLATFORM = "reddit"  # whose length and link rules apply when no bot says
+
+
+@dataclass
+class GenerationReport:
+    model: str
+    sampled: int = 0
+    accepted: list[Sample] = field(default_factory=list)
+    rejected: list[tuple[Sample, Rejection]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # rejections per filter, every filter named
+    enqueued: list[Candidate] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def novelty_index(session: Session, corpus_name: str, cache_dir: Path) -> NoveltyIndex:
+    """The corpus's novelty index, built once per corpus state and cached on disk."""
+    corpus = get_corpus(session, corpus_name)
+    count, last = session.execute(
+        select(func.count(), func.max(StoredDocument.id)).where(StoredDocument.corpus_id == corpus.id)).one()
+    path = cache_dir / f"{corpus.id}-{count}-{last}.npz"  # changes whenever documents are added or removed
+    if path.exists():
+        return NoveltyIndex.load(path)
+    index = NoveltyIndex.build(iter_texts(session, corpus_name))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    for stale in cache_dir.glob(f"{corpus.id}-*.npz"):
+        stale.unlink()
+    index.save(path)
+    return index
+
+
+def generate(store: Store, settings: Settings, model_name: str, *, n: int, sampling: SamplingSettings,
+             prefix: str = "", seed: int | None = None, platform: str = DEFAULT_PLATFORM,
+             filters: FilterConfig | None = FilterConfig(), enqueue_bot: str | None = None,
+             progress: Callable[[int], None] | None = None) -> GenerationReport:
+    """Sample `n` texts; with `filters`, keep those every filter passes; with `enqueue_bot`, queue them as pending."""
+    started = time.monotonic()
+    model = registry.load(settings, model_name)
+    report = GenerationReport(model=model_name)
+    with store.session() as session:
+        filter_set = _filter_set(session, settings, model.info.get("corpus"), filters, platform, enqueue_bot)
+        for sample in model.sampler().iter_samples(n, sampling, prefix=prefix, seed=seed):
+            report.sampled += 1
+            rejection = _judge(sample, filter_set)
+            if rejection:
+                report.rejected.append((sample, rejection))
+            else:
+                report.accepted.append(sample)
+            if progress:
+                progress(report.sampled)
+        report.counts = {name: 0 for name in ((UNFINISHED,) + (filter_set.names if filter_set else ()))}
+        for _, rejection in report.rejected:
+            report.counts[rejection.filter] += 1
+        if enqueue_bot:
+            record = queue.SamplingRecord(model=model_name, temperature=sampling.temperature, top_k=sampling.top_k,
+                                          top_p=sampling.top_p, prefix=prefix or None, seed=seed)
+            report.enqueued = queue.enqueue(session, enqueue_bot, report.accepted, record)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _filter_set(session: Session, settings: Settings, corpus: str | None, config: FilterConfig | None,
+                platform: str, bot: str | None) -> FilterSet | None:
+    if config is None:
+        return None
+    index = None
+    if config.novelty:
+        if not corpus:
+            raise BotError("The model does not record its corpus, so novelty cannot be checked; retrain it.")
+        index = novelty_index(session, corpus, settings.bot_home / "cache" / "novelty")
+    existing = queue.existing_texts(session, bot) if bot else ()
+    return FilterSet(config, platform=platform, novelty=index, existing=existing)
+
+
+def _judge(sample: Sample, filter_set: FilterSet | None) -> Rejection | None:
+    if not sample.complete:
+        return Rejection(UNFINISHED, f"no end within {sample.tokens} tokens")
+    return filter_set.accept(sample.text) if filter_set else None
+
+
+def filters_for_candidate(session: Session, settings: Settings, candidate: Candidate,
+                          bot: BotConfig | None) -> FilterSet:
+    """The filters an edit of `candidate` must pass: its bot's, with its own old text not counted as a duplicate."""
+    config = bot.filters if bot else FilterConfig()
+    platform = bot.platform if bot else DEFAULT_PLATFORM
+    corpus = None
+    if config.novelty:
+        try:
+            corpus = registry.load(settings, candidate.model).info.get("corpus")
+        except (BotError, ModelError) as exc:
+            log.warning("the edit is not checked for novelty: %s", exc)
+    index = novelty_index(session, corpus, settings.bot_home / "cache" / "novelty") if corpus else None
+    existing = queue.existing_texts(session, candidate.bot, excluding=candidate.id)
+    return FilterSet(config, platform=platform, novelty=index, existing=existing)

@@ -1,0 +1,134 @@
+"""The review queue: candidates a bot may post, and what a person decides about them.
+
+Status flow (DESIGN.md): pending -> approved -> posting -> posted; pending -> rejected; posting -> failed
+(retryable); a `posting` row found after a crash becomes `unknown`, for a person to decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.errors import NotFoundError, QueueError
+from bot.filters import FilterSet
+from bot.store.schema import Candidate, Status, utcnow
+from models.sampler import Sample
+
+# Which statuses a person may move a candidate from.
+APPROVABLE = (Status.PENDING, Status.REJECTED, Status.FAILED, Status.UNKNOWN)
+REJECTABLE = (Status.PENDING, Status.APPROVED, Status.FAILED, Status.UNKNOWN)
+EDITABLE = (Status.PENDING, Status.APPROVED, Status.REJECTED, Status.FAILED)
+
+
+@dataclass(frozen=True)
+class SamplingRecord:
+    """How a batch of candidates was sampled; stored with each one."""
+
+    model: str
+    temperature: float
+    top_k: int
+    top_p: float
+    prefix: str | None
+    seed: int | None
+
+
+def enqueue(session: Session, bot: str, samples: Iterable[Sample], sampling: SamplingRecord) -> list[Candidate]:
+    now = utcnow()
+    rows = [
+        Candidate(bot=bot, model=sampling.model, text=s.text, sampled_text=s.text, temperature=sampling.temperature,
+                  top_k=sampling.top_k, top_p=sampling.top_p, prefix=sampling.prefix, seed=sampling.seed,
+                  logprob=s.logprob, tokens=s.tokens, status=Status.PENDING, created_at=now, updated_at=now)
+        for s in samples
+    ]
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def existing_texts(session: Session, bot: str, *, excluding: int | None = None) -> list[str]:
+    """Every text this bot has queued, posted or had rejected: a repeat of any of them is a duplicate."""
+    query = select(Candidate.text).where(Candidate.bot == bot)
+    if excluding is not None:
+        query = query.where(Candidate.id != excluding)
+    return list(session.scalars(query))
+
+
+def list_candidates(session: Session, *, status: str | None = None, bot: str | None = None,
+                    limit: int | None = None) -> list[Candidate]:
+    query = select(Candidate).order_by(Candidate.id)
+    if status:
+        query = query.where(Candidate.status == Status(status))
+    if bot:
+        query = query.where(Candidate.bot == bot)
+    if limit:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def get_candidate(session: Session, candidate_id: int) -> Candidate:
+    candidate = session.get(Candidate, candidate_id, with_for_update=True)
+    if candidate is None:
+        raise NotFoundError(f"There is no candidate {candidate_id}; `bot queue list` shows the queue.")
+    return candidate
+
+
+def _move(session: Session, ids: Sequence[int], allowed: tuple[Status, ...], to: Status,
+          change: Callable[[Candidate], None] | None = None) -> list[Candidate]:
+    """Move every candidate or none: one that may not move stops the whole command before anything changes."""
+    candidates = [get_candidate(session, i) for i in ids]
+    for c in candidates:
+        if c.status not in allowed and c.status != to:
+            raise QueueError(
+                f"Candidate {c.id} is {c.status} and cannot become {to}; only {', '.join(allowed)} candidates can."
+            )
+    now = utcnow()
+    for c in candidates:
+        c.status, c.updated_at = to, now
+        if change:
+            change(c)
+    return candidates
+
+
+def approve(session: Session, ids: Sequence[int]) -> list[Candidate]:
+    def clear_reason(c: Candidate) -> None:
+        c.reason = None
+
+    return _move(session, ids, APPROVABLE, Status.APPROVED, clear_reason)
+
+
+def reject(session: Session, ids: Sequence[int], *, reason: str | None = None) -> list[Candidate]:
+    def set_reason(c: Candidate) -> None:
+        c.reason = reason or "rejected by a reviewer"
+
+    return _move(session, ids, REJECTABLE, Status.REJECTED, set_reason)
+
+
+def edit(session: Session, candidate_id: int, text: str, filters: FilterSet | None) -> Candidate:
+    """Replace the text after the filters pass it (the candidate's own old text does not count as a duplicate)."""
+    candidate = get_candidate(session, candidate_id)
+    if candidate.status not in EDITABLE:
+        raise QueueError(f"Candidate {candidate.id} is {candidate.status} and can no longer be edited.")
+    text = text.strip()
+    if filters is not None:
+        rejection = filters.check(text)
+        if rejection:
+            raise QueueError(f"The edit was not saved: the {rejection.filter} filter rejects it ({rejection.reason}).")
+    candidate.text, candidate.updated_at = text, utcnow()
+    return candidate
+
+
+def candidate_json(c: Candidate) -> dict[str, object]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": c.id, "bot": c.bot, "model": c.model, "status": c.status, "text": c.text,
+        "sampled_text": c.sampled_text, "edited": c.text != c.sampled_text, "logprob": round(c.logprob, 4),
+        "tokens": c.tokens, "temperature": c.temperature, "top_k": c.top_k, "top_p": c.top_p, "prefix": c.prefix,
+        "seed": c.seed, "reason": c.reason, "created_at": iso(c.created_at), "updated_at": iso(c.updated_at),
+        "posted_at": iso(c.posted_at), "remote_id": c.remote_id, "remote_url": c.remote_url, "attempts": c.attempts,
+    }

@@ -1,0 +1,54 @@
+"""Trained models by name: the directories under BOT_HOME/models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.config import Settings
+from bot.errors import NotFoundError
+from models.artifact import CONFIG, ModelArtifact, load_model
+from models.errors import ArtifactError
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    name: str
+    path: Path
+    corpus: str | None
+    valid_perplexity: float | None
+    best_epoch: int | None
+    epochs_trained: int | None
+    parameters: int | None
+    vocab_size: int | None
+    created_at: str | None
+    problem: str | None = None  # why it does not load, if it does not
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "path": str(self.path)}
+
+
+def load(settings: Settings, name: str) -> ModelArtifact:
+    path = settings.model_dir(name)
+    if not path.exists():
+        raise NotFoundError(f"There is no model named {name!r}; train one with `bot train CORPUS --model {name}`.")
+    return load_model(path)
+
+
+def summarize(path: Path) -> ModelSummary:
+    try:
+        model = load_model(path)
+    except ArtifactError as exc:
+        return ModelSummary(path.name, path, None, None, None, None, None, None, None, problem=str(exc))
+    m, i = model.metrics, model.info
+    return ModelSummary(name=path.name, path=path, corpus=i.get("corpus"), valid_perplexity=m.get("valid_perplexity"),
+                        best_epoch=m.get("best_epoch"), epochs_trained=i.get("epochs_trained"),
+                        parameters=i.get("parameters"), vocab_size=i.get("vocab_size"), created_at=i.get("created_at"))
+
+
+def list_models(settings: Settings) -> list[ModelSummary]:
+    root = settings.models_dir
+    if not root.is_dir():
+        return []
+    return [summarize(p) for p in sorted(root.iterdir()) if p.is_dir() and (p / CONFIG).exists()]

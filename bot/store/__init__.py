@@ -1,0 +1,95 @@
+"""The database: one function opens it and brings its schema up to date; sessions commit or roll back whole."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.errors import BotError
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000  # the scheduler and the review page may write at the same moment
+
+
+class Store:
+    """An engine at the current schema, and transactional sessions on it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back (nothing changed) if it raises."""
+        with self._sessions.begin() as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str) -> Store:
+    """Connect to `url` (SQLite or PostgreSQL) and apply any migrations the database lacks."""
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        _prepare_sqlite(engine)
+    try:
+        upgrade(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        raise BotError(
+            f"Cannot open the database at {engine.url.render_as_string(hide_password=True)} "
+            f"({str(exc.orig).strip()}); check BOT_DATABASE_URL."
+        ) from None
+    return Store(engine)
+
+
+def _prepare_sqlite(engine: Engine) -> None:
+    database = engine.url.database
+    if database and database != ":memory:":
+        from pathlib import Path
+
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")  # deleting a corpus deletes its documents
+        cursor.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+
+def alembic_config():  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("bot") / "migrations"))
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision`; a no-op when it is there already."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    config = alembic_config()
+    head = ScriptDirectory.from_config(config).get_current_head()
+    with engine.begin() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current == head and revision == "head":
+            return
+        log.info("migrating the database from %s to %s", current, revision)
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+__all__ = ["Store", "open_store", "upgrade", "SQLAlchemyError"]

@@ -1,0 +1,118 @@
+"""The tables: corpora and their documents, and the candidates a bot may post.
+
+The schema is created and changed only by the Alembic migrations in `bot/migrations`; a test checks that
+the migrations and these classes agree, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import (BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Integer, MetaData, String, Text,
+                        TypeDecorator, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAME_LENGTH = 64  # corpus, model and bot names (bot.config.NAME_PATTERN)
+ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements only an INTEGER PRIMARY KEY
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored in UTC; read back timezone-aware on every database (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use an aware UTC datetime")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
+
+
+class Corpus(Base):
+    __tablename__ = "corpora"
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    documents: Mapped[list[StoredDocument]] = relationship(back_populates="corpus", passive_deletes=True)
+
+
+class StoredDocument(Base):
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("corpus_id", "source", "external_id", name="uq_documents_source_id"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    corpus_id: Mapped[int] = mapped_column(ForeignKey("corpora.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(16))  # "file", "reddit", "x"
+    external_id: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when the source says it was written
+    score: Mapped[int | None] = mapped_column(Integer)
+    url: Mapped[str | None] = mapped_column(Text)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    corpus: Mapped[Corpus] = relationship(back_populates="documents")
+
+
+class Status(StrEnum):
+    """pending -> approved -> posting -> posted; pending -> rejected; posting -> failed (retryable);
+    a `posting` row found after a crash becomes `unknown`, for a person to decide; never re-posted by itself."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    POSTING = "posting"
+    POSTED = "posted"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+_STATUSES = ", ".join(f"'{s.value}'" for s in Status)
+
+
+class Candidate(Base):
+    __tablename__ = "candidates"
+    __table_args__ = (CheckConstraint(f"status IN ({_STATUSES})", name="status"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    bot: Mapped[str] = mapped_column(String(NAME_LENGTH), index=True)
+    model: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    text: Mapped[str] = mapped_column(Text)
+    sampled_text: Mapped[str] = mapped_column(Text)  # as the model wrote it, before any edit
+    temperature: Mapped[float] = mapped_column(Float)
+    top_k: Mapped[int] = mapped_column(Integer, default=0)
+    top_p: Mapped[float] = mapped_column(Float, default=1.0)
+    prefix: Mapped[str | None] = mapped_column(Text)
+    seed: Mapped[int | None] = mapped_column(BigInteger)
+    logprob: Mapped[float] = mapped_column(Float)  # natural log of the model's probability of the text
+    tokens: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default=Status.PENDING, index=True)
+    reason: Mapped[str | None] = mapped_column(Text)  # why it was rejected, or why posting failed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    remote_id: Mapped[str | None] = mapped_column(String(128))
+    remote_url: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # posting attempts

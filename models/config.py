@@ -1,0 +1,138 @@
+"""Hyperparameters of the language model and its training, as one typed record with named presets."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from models.errors import ArtifactError, ModelError
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild and retrain a model; saved in the model directory as `config.json`."""
+
+    # vocabulary
+    max_vocab: int = 20_000  # pieces kept, special tokens included
+    min_count: int = 2  # pieces seen fewer times than this in the training documents become <unk>
+    # network: Embedding -> `layers` x LSTM(hidden_dim) -> softmax over the vocabulary
+    embedding_dim: int = 256
+    hidden_dim: int = 256  # units per LSTM layer
+    layers: int = 2
+    tied: bool = True  # the softmax reuses the embedding matrix (Press & Wolf 2017): fewer weights, less overfitting
+    dropout: float = 0.3  # between LSTM layers and before the softmax; one mask per window (variational)
+    embedding_dropout: float = 0.1  # on embedding channels, one mask per window
+    init_scale: float = 0.0  # > 0: every weight uniform in ±init_scale (Zaremba et al.); 0: Keras's initialisers
+    # training
+    window: int = 35  # tokens per training window (truncated backpropagation length); state carries across windows
+    batch_size: int = 32  # parallel streams of text per step
+    optimizer: str = "adam"  # "adam" or "sgd"
+    learning_rate: float = 2e-3  # per-token mean loss
+    lr_decay: float = 0.5  # factor applied to the learning rate when it decays
+    lr_decay_after: int = 0  # > 0: decay every epoch after this one (Zaremba's schedule); 0: decay on a plateau
+    clip_norm: float = 5.0  # global gradient-norm clip
+    epochs: int = 30  # at most
+    patience: int = 3  # epochs without a better validation loss before early stopping; 0 = never stop early
+    valid_fraction: float = 0.1  # documents held out for validation
+    shuffle_documents: bool = True  # reorder documents every epoch (False for running text such as Penn Treebank)
+    seed: int = 0
+    sample_every: int = 5  # epochs between sample printouts during training; 0 = never
+
+    def __post_init__(self) -> None:
+        problems = self._problems()
+        if problems:
+            raise ModelError(f"Invalid model settings: {'; '.join(problems)}.")
+
+    def _problems(self) -> list[str]:
+        p = []
+        positive = ("max_vocab", "embedding_dim", "hidden_dim", "layers", "window", "batch_size", "epochs")
+        p += [f"{name} must be at least 1" for name in positive if getattr(self, name) < 1]
+        p += [f"{name} must be in [0, 1)" for name in ("dropout", "embedding_dropout")
+              if not 0 <= getattr(self, name) < 1]
+        if not 0 < self.valid_fraction < 1:
+            p.append("valid_fraction must be between 0 and 1")
+        if self.optimizer not in OPTIMIZERS:
+            p.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.learning_rate <= 0 or self.clip_norm <= 0:
+            p.append("learning_rate and clip_norm must be positive")
+        if self.max_vocab <= 4:
+            p.append("max_vocab must leave room beyond the 4 special tokens")
+        return p
+
+    def replace(self, **changes: object) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ArtifactError(
+                f"The model's config.json has settings this nnbot does not know ({', '.join(unknown)}); "
+                "upgrade nnbot or retrain the model."
+            )
+        return cls(**data)  # type: ignore[arg-type]
+
+
+def weight_shapes(config: ModelConfig, vocab_size: int) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every weight array of a model: what `weights.npz` must hold."""
+    e, h, gates = config.embedding_dim, config.hidden_dim, 4 * config.hidden_dim  # LSTM gates: i, f, c, o
+    shapes: dict[str, tuple[int, ...]] = {"embedding": (vocab_size, e)}
+    for layer in range(config.layers):
+        shapes[f"lstm_{layer}/kernel"] = (e if layer == 0 else h, gates)
+        shapes[f"lstm_{layer}/recurrent_kernel"] = (h, gates)
+        shapes[f"lstm_{layer}/bias"] = (gates,)
+    if config.tied and h != e:
+        shapes["projection/kernel"] = (h, e)  # the last LSTM output is mapped to embedding size before the tied softmax
+        shapes["projection/bias"] = (e,)
+    if not config.tied:
+        shapes["output/kernel"] = (h, vocab_size)
+    shapes["output/bias"] = (vocab_size,)
+    return shapes
+
+
+def parameter_count(config: ModelConfig, vocab_size: int) -> int:
+    total = 0
+    for shape in weight_shapes(config, vocab_size).values():
+        size = 1
+        for dim in shape:
+            size *= dim
+        total += size
+    return total
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # A few seconds on a CPU: for tests and trying the pipeline.
+    "tiny": ModelConfig(embedding_dim=32, hidden_dim=32, layers=1, dropout=0.0, embedding_dropout=0.0,
+                        window=16, batch_size=8, learning_rate=1e-2, epochs=5, patience=0,
+                        sample_every=0),
+    # Titles and tweets: corpora of a few thousand short documents. Small and regularised, because such a corpus
+    # is a few tens of thousands of words and a larger network only memorises it.
+    # Small batches and windows give such a corpus enough updates per epoch (batch 32 x window 35 gave 16).
+    "small": ModelConfig(embedding_dim=200, hidden_dim=200, layers=2, dropout=0.4, embedding_dropout=0.1,
+                         window=20, batch_size=8, learning_rate=3e-3, epochs=40, patience=4),
+    # Larger corpora (a hundred thousand documents and more).
+    "medium": ModelConfig(embedding_dim=400, hidden_dim=400, layers=2, dropout=0.4, embedding_dropout=0.1,
+                          window=50, batch_size=64, learning_rate=2e-3, epochs=30, patience=3),
+    # Zaremba, Sutskever & Vinyals (2014), "small": 2 x 200, no dropout, SGD lr 1 halved every epoch after the
+    # 4th, 13 epochs, window 20, batch 20, uniform init ±0.1, gradient norm 5. Their loss is the sum over the
+    # 20-step window of the batch-mean; ours is the mean over tokens, so lr x20 and clip /20 give the same updates.
+    "zaremba-small": ModelConfig(embedding_dim=200, hidden_dim=200, layers=2, tied=False, dropout=0.0,
+                                 embedding_dropout=0.0, init_scale=0.1, window=20, batch_size=20,
+                                 optimizer="sgd", learning_rate=20.0, lr_decay=0.5, lr_decay_after=4,
+                                 clip_norm=0.25, epochs=13, patience=0, shuffle_documents=False, min_count=1,
+                                 max_vocab=10_004),
+}
+DEFAULT_PRESET = "small"
+
+
+def preset(name: str) -> ModelConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ModelError(f"There is no preset named {name!r}; choose one of {', '.join(PRESETS)}.") from None

@@ -1,0 +1,13 @@
+"""The one exception root of `models`: failures a user can fix, each a full sentence."""
+
+
+class ModelError(Exception):
+    """The language model cannot do what was asked; the message says why and what to do."""
+
+
+class CorpusTooSmallError(ModelError):
+    """There is too little text to train on."""
+
+
+class ArtifactError(ModelError):
+    """A model directory is missing, damaged, or does not match itself (weights vs vocabulary vs config)."""

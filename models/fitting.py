@@ -1,0 +1,60 @@
+"""The Keras pieces of training: loss, optimizer, an exact per-token NLL metric, and a per-batch watcher.
+
+Imported only once training starts, so `import models` never starts a Keras backend.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import keras
+from keras import ops
+
+from models.config import ModelConfig
+
+
+def loss() -> keras.losses.Loss:
+    # Mean over the positions that count (weight 1), not over all positions: padding and <bos> targets weigh 0.
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+
+
+def optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=config.learning_rate, global_clipnorm=config.clip_norm)
+    return keras.optimizers.Adam(learning_rate=config.learning_rate, global_clipnorm=config.clip_norm)
+
+
+class TokenNLL(keras.metrics.Metric):
+    """Negative log-likelihood per weighted token, summed exactly over a whole evaluation (nats)."""
+
+    def __init__(self, name: str = "token_nll", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total", dtype="float64")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count", dtype="float64")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):  # (B, T) ids, (B, T, V) logits, (B, T)
+        nll = ops.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)  # (B, T)
+        weight = ops.ones_like(nll) if sample_weight is None else ops.cast(sample_weight, nll.dtype)
+        self.total.assign_add(ops.cast(ops.sum(nll * weight), "float64"))
+        self.count.assign_add(ops.cast(ops.sum(weight), "float64"))
+
+    def result(self):
+        return ops.divide_no_nan(self.total, self.count)
+
+
+class BatchWatcher(keras.callbacks.Callback):
+    """Reports each batch and stops the epoch when the time limit passes."""
+
+    def __init__(self, report: Any, epoch: int, batches: int, deadline: float | None) -> None:
+        super().__init__()
+        self.report, self.epoch, self.batches, self.deadline = report, epoch, batches, deadline
+        self.batches_done = 0
+        self.timed_out = False
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.batches_done = batch + 1
+        self.report(epoch=self.epoch, batch=batch + 1, batches=self.batches, loss=float((logs or {}).get("loss", 0)))
+        if self.deadline is not None and time.monotonic() >= self.deadline and self.batches_done < self.batches:
+            self.timed_out = True
+            self.model.stop_training = True

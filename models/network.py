@@ -1,0 +1,114 @@
+"""The network, in Keras 3's public API only: Embedding -> stacked LSTM -> softmax over the vocabulary.
+
+No backend is imported here, so TensorFlow (default), JAX or PyTorch (cuDNN LSTM on a GPU) can train it.
+Weights move in and out as a dict of named numpy arrays (see `models.config.weight_shapes`), which is what the
+model directory stores and what the numpy sampler reads, so sampling never needs a backend.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from models.config import ModelConfig, weight_shapes
+
+
+class TiedSoftmax(layers.Layer):
+    """Logits from the transposed embedding matrix plus a bias: the output shares the input embedding."""
+
+    def __init__(self, embedding: layers.Embedding, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.embedding = embedding
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.bias = self.add_weight(shape=(self.embedding.input_dim,), initializer="zeros", name="bias")
+
+    def call(self, x):  # x: (B, T, E) -> logits (B, T, V)
+        return ops.matmul(x, ops.transpose(self.embedding.embeddings)) + self.bias
+
+
+def _initializer(config: ModelConfig, default: str) -> keras.initializers.Initializer | str:
+    if config.init_scale > 0:
+        return keras.initializers.RandomUniform(-config.init_scale, config.init_scale, seed=config.seed)
+    return default
+
+
+def build_network(config: ModelConfig, vocab_size: int, *, batch_size: int, window: int | None = None) -> keras.Model:
+    """A stateful network: the LSTM state carries from one window to the next until `reset_states`."""
+    b, t = batch_size, window or config.window
+    ids = keras.Input(batch_shape=(b, t), dtype="int32", name="ids")  # (B, T)
+    embedding = layers.Embedding(vocab_size, config.embedding_dim, name="embedding",
+                                 embeddings_initializer=_initializer(config, "uniform"))
+    x = embedding(ids)  # (B, T, E)
+    if config.embedding_dropout:
+        x = layers.Dropout(config.embedding_dropout, noise_shape=(b, 1, config.embedding_dim))(x)
+    for layer in range(config.layers):
+        x = layers.LSTM(
+            config.hidden_dim, return_sequences=True, stateful=True, name=f"lstm_{layer}",
+            kernel_initializer=_initializer(config, "glorot_uniform"),
+            recurrent_initializer=_initializer(config, "orthogonal"),
+            bias_initializer=_initializer(config, "zeros"),
+            unit_forget_bias=config.init_scale == 0,  # Zaremba's recipe initialises the forget bias like the rest
+        )(x)  # (B, T, H)
+        if config.dropout:
+            x = layers.Dropout(config.dropout, noise_shape=(b, 1, config.hidden_dim))(x)
+    if config.tied:
+        if config.hidden_dim != config.embedding_dim:
+            x = layers.Dense(config.embedding_dim, name="projection",
+                             kernel_initializer=_initializer(config, "glorot_uniform"))(x)  # (B, T, E)
+        logits = TiedSoftmax(embedding, name="output")(x)
+    else:
+        logits = layers.Dense(vocab_size, name="output",
+                              kernel_initializer=_initializer(config, "glorot_uniform"),
+                              bias_initializer=_initializer(config, "zeros"))(x)
+    return keras.Model(ids, logits, name="nnbot_lstm")  # logits: (B, T, V)
+
+
+_LAYER_WEIGHTS = {  # Keras's order of each layer's get_weights(), named as in weight_shapes()
+    "embedding": ("embedding",),
+    "lstm": ("kernel", "recurrent_kernel", "bias"),
+    "projection": ("kernel", "bias"),
+    "output": ("kernel", "bias"),
+}
+
+
+def _named_layers(model: keras.Model) -> dict[str, tuple[str, ...]]:
+    names: dict[str, tuple[str, ...]] = {}
+    for layer in model.layers:
+        kind = layer.name.split("_")[0] if layer.name.startswith("lstm_") else layer.name
+        if kind in _LAYER_WEIGHTS:
+            names[layer.name] = _LAYER_WEIGHTS[kind]
+    return names
+
+
+def _keys(layer: layers.Layer, weight_names: tuple[str, ...]) -> list[str]:
+    if layer.name == "embedding":
+        return ["embedding"]
+    return [f"{layer.name}/{w}" for w in weight_names]
+
+
+def get_weights(model: keras.Model) -> dict[str, np.ndarray]:
+    weights: dict[str, np.ndarray] = {}
+    for layer_name, weight_names in _named_layers(model).items():
+        layer = model.get_layer(layer_name)
+        if isinstance(layer, TiedSoftmax):  # its get_weights() would repeat the embedding it borrows
+            weights["output/bias"] = ops.convert_to_numpy(layer.bias)
+        else:
+            weights.update(zip(_keys(layer, weight_names), layer.get_weights()))
+    return weights
+
+
+def set_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
+    for layer_name, weight_names in _named_layers(model).items():
+        layer = model.get_layer(layer_name)
+        if isinstance(layer, TiedSoftmax):
+            layer.bias.assign(weights["output/bias"])
+        else:
+            layer.set_weights([weights[k] for k in _keys(layer, weight_names)])
+
+
+def reset_states(model: keras.Model) -> None:
+    for layer in model.layers:
+        if isinstance(layer, layers.LSTM):
+            layer.reset_state()

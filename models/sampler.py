@@ -1,0 +1,195 @@
+"""Sampling text from a trained model: many samples at once, one LSTM step per new token.
+
+The step runs in numpy on the saved weights, so sampling needs no Keras backend (and no TensorFlow start-up).
+Each step feeds one token per row and carries (h, c) forward; nothing re-reads a window. Rows that finish
+(`<eos>` or the length cap) are handed back and replaced by fresh samples until `n` are done, and once no more
+are needed the batch shrinks, so a step costs in proportion to the samples still running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.config import ModelConfig
+from models.errors import ModelError
+from models.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, join, split
+
+NEVER_SAMPLED = (PAD_ID, UNK_ID, BOS_ID)  # the sampler may end a text (<eos>) but never emit these
+DEFAULT_MAX_TOKENS = 60  # tokens per sample before it is cut off (titles are 10-20)
+DEFAULT_BATCH = 256  # samples advancing together
+
+
+@dataclass(frozen=True)
+class Sample:
+    text: str
+    logprob: float  # natural log of the model's probability of the generated tokens (temperature 1)
+    tokens: int  # generated tokens, <eos> included when reached
+    complete: bool  # ended with <eos> rather than at the length cap
+    ids: tuple[int, ...] = ()  # the generated token ids, <eos> included
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    temperature: float = 1.0
+    top_k: int = 0  # keep the k most likely tokens; 0 = all
+    top_p: float = 1.0  # keep the smallest set of tokens whose probability reaches p; 1 = all
+    max_tokens: int = DEFAULT_MAX_TOKENS
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ModelError("The temperature must be greater than 0 (try 0.5 to 1.0).")
+        if self.top_k < 0 or not 0 < self.top_p <= 1:
+            raise ModelError("top-k must be 0 or more and top-p must be in (0, 1].")
+        if self.max_tokens < 1:
+            raise ModelError("The maximum length must be at least 1 token.")
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # one transcendental per element instead of exp + divide
+
+
+class LSTMStepper:
+    """The network, one step at a time, on numpy arrays."""
+
+    def __init__(self, config: ModelConfig, weights: dict[str, np.ndarray]) -> None:
+        f32 = np.float32
+        self.embedding = np.ascontiguousarray(weights["embedding"], dtype=f32)  # (V, E)
+        # [kernel; recurrent_kernel] stacked so each layer is one matmul of [input, h] (in + H, 4H).
+        self.cells = [
+            (np.concatenate([weights[f"lstm_{i}/kernel"], weights[f"lstm_{i}/recurrent_kernel"]]).astype(f32),
+             weights[f"lstm_{i}/bias"].astype(f32))
+            for i in range(config.layers)
+        ]
+        self.projection = None
+        if "projection/kernel" in weights:
+            self.projection = (weights["projection/kernel"].astype(f32), weights["projection/bias"].astype(f32))
+        out = weights["output/kernel"] if "output/kernel" in weights else weights["embedding"].T  # (H|E, V)
+        self.output = (np.ascontiguousarray(out, dtype=f32), weights["output/bias"].astype(f32))
+        self.hidden = config.hidden_dim
+
+    def zero_state(self, rows: int) -> list[np.ndarray]:
+        """[h0, c0, h1, c1, …], each (rows, H)."""
+        return [np.zeros((rows, self.hidden), np.float32) for _ in range(2 * len(self.cells))]
+
+    def step(self, tokens: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """tokens (B,) -> logits (B, V) and the next state. Keras's gate order: input, forget, cell, output."""
+        x = self.embedding[tokens]  # (B, E)
+        new_state = []
+        for i, (kernel, bias) in enumerate(self.cells):
+            h, c = state[2 * i], state[2 * i + 1]
+            z = np.concatenate([x, h], axis=1) @ kernel + bias  # (B, 4H)
+            gi, gf, gc, go = np.split(z, 4, axis=1)
+            c = _sigmoid(gf) * c + _sigmoid(gi) * np.tanh(gc)
+            x = _sigmoid(go) * np.tanh(c)  # h, the input of the next layer
+            new_state += [x, c]
+        if self.projection is not None:
+            x = x @ self.projection[0] + self.projection[1]
+        return x @ self.output[0] + self.output[1], new_state
+
+
+class Sampler:
+    """Draws texts from a model; seedable, and each text comes with its log-probability."""
+
+    def __init__(self, config: ModelConfig, tokenizer: Tokenizer, weights: dict[str, np.ndarray]) -> None:
+        self.tokenizer = tokenizer
+        self.stepper = LSTMStepper(config, weights)
+
+    def sample(self, n: int, settings: SamplingSettings = SamplingSettings(), *, prefix: str = "",
+               seed: int | None = None, batch_size: int = DEFAULT_BATCH) -> list[Sample]:
+        return list(self.iter_samples(n, settings, prefix=prefix, seed=seed, batch_size=batch_size))
+
+    def iter_samples(self, n: int, settings: SamplingSettings = SamplingSettings(), *, prefix: str = "",
+                     seed: int | None = None, batch_size: int = DEFAULT_BATCH) -> Iterator[Sample]:
+        """Yield `n` samples as they finish (short ones first)."""
+        if n < 1:
+            return
+        rng = np.random.default_rng(seed)
+        prefix_pieces = split(prefix) if prefix else []
+        start_logits, start_state = self._prime(prefix_pieces)  # (1, V), [(1, H), …]
+        rows = min(n, batch_size)
+        logits = np.repeat(start_logits, rows, axis=0)  # (B, V)
+        state = [np.repeat(s, rows, axis=0) for s in start_state]
+        generated: list[list[int]] = [[] for _ in range(rows)]
+        logprob = np.zeros(rows, np.float64)
+        started = rows
+        while generated:
+            tokens, token_logprob = self._choose(logits, settings, rng)
+            logprob += token_logprob
+            restart = np.zeros(len(generated), dtype=bool)  # finished rows that begin a new sample
+            keep = np.ones(len(generated), dtype=bool)  # rows that take another step
+            for r, token in enumerate(tokens.tolist()):
+                generated[r].append(token)
+                if token == EOS_ID or len(generated[r]) >= settings.max_tokens:
+                    yield self._finish(prefix_pieces, generated[r], float(logprob[r]))
+                    if started < n:
+                        started += 1
+                        restart[r], generated[r], logprob[r] = True, [], 0.0
+                    else:
+                        keep[r] = False
+            if not keep.all():  # compaction: the batch shrinks once no new samples are needed
+                generated = [g for g, k in zip(generated, keep) if k]
+                tokens, logprob, restart = tokens[keep], logprob[keep], restart[keep]
+                state = [s[keep] for s in state]
+            if not generated:
+                return
+            logits, state = self.stepper.step(tokens, state)
+            if restart.any():  # a restarted row continues from the primed prefix, not from its last token
+                logits[restart] = start_logits[0]
+                for s, s0 in zip(state, start_state):
+                    s[restart] = s0[0]
+
+    def _prime(self, prefix_pieces: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Feed <bos> and the prefix through one row; the logits for the first new token and the state."""
+        ids = [BOS_ID] + [self.tokenizer.piece_id(p) for p in prefix_pieces]
+        state = self.stepper.zero_state(1)
+        for token in ids:
+            logits, state = self.stepper.step(np.array([token]), state)
+        return logits, state
+
+    def _choose(self, logits: np.ndarray, settings: SamplingSettings,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One token per row from temperature/top-k/top-p; and its log-probability under the model (T = 1)."""
+        logits = logits.astype(np.float32, copy=True)
+        logits[:, NEVER_SAMPLED] = -np.inf
+        model_logp = logits - _logsumexp(logits)  # (B, V) log-probabilities at temperature 1
+        scaled = model_logp / settings.temperature
+        if settings.top_k and settings.top_k < scaled.shape[1]:
+            kth = np.partition(scaled, -settings.top_k, axis=1)[:, -settings.top_k][:, None]
+            scaled[scaled < kth] = -np.inf
+        probs = np.exp(scaled - scaled.max(axis=1, keepdims=True))
+        if settings.top_p < 1:
+            probs = _nucleus(probs, settings.top_p)
+        cumulative = np.cumsum(probs, axis=1)
+        draw = rng.random(len(probs), dtype=np.float32)[:, None] * cumulative[:, -1:]
+        tokens = np.minimum((cumulative <= draw).sum(axis=1), probs.shape[1] - 1)
+        # Rounding can land on a zero-probability token at the very end of a row; step back to a real one.
+        zero = probs[np.arange(len(tokens)), tokens] == 0
+        if zero.any():
+            tokens[zero] = probs[zero].argmax(axis=1)
+        return tokens, model_logp[np.arange(len(tokens)), tokens]
+
+    def _finish(self, prefix_pieces: list[str], ids: list[int], logprob: float) -> Sample:
+        complete = ids[-1] == EOS_ID
+        text = join(prefix_pieces + [self.tokenizer.pieces[i] for i in ids if i != EOS_ID])
+        return Sample(text=text, logprob=logprob, tokens=len(ids), complete=complete, ids=tuple(ids))
+
+
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    top = x.max(axis=1, keepdims=True)
+    return top + np.log(np.exp(x - top).sum(axis=1, keepdims=True))
+
+
+def _nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:
+    """Zero all but the most likely tokens whose probabilities add up to `top_p` of each row."""
+    order = np.argsort(-probs, axis=1)
+    sorted_probs = np.take_along_axis(probs, order, axis=1)
+    cumulative = np.cumsum(sorted_probs, axis=1)
+    total = cumulative[:, -1:]
+    # Keep a token if the mass before it is still short of top_p (so the most likely token is always kept).
+    keep_sorted = (cumulative - sorted_probs) < top_p * total
+    keep = np.zeros_like(keep_sorted)
+    np.put_along_axis(keep, order, keep_sorted, axis=1)
+    return np.where(keep, probs, 0.0)

@@ -1,0 +1,306 @@
+"""Training: documents -> tokenizer -> packed windows -> a stateful LSTM, epoch by epoch, keeping the best.
+
+Every epoch ends with the validation loss on held-out documents; the weights of the best epoch are written to
+the model directory at once (so an interrupted run still leaves a usable model), and the latest weights and
+optimizer state go to `checkpoint/` for `--resume`. Training stops at the epoch limit, after `patience` epochs
+without improvement, or at the time limit (mid-epoch: the partial epoch is validated and kept if better).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from models import artifact
+from models.config import ModelConfig, parameter_count
+from models.data import Windows, make_windows, shuffle_documents, split_documents
+from models.errors import ArtifactError, CorpusTooSmallError
+from models.sampler import Sampler, SamplingSettings
+from models.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+MIN_DOCUMENTS = 10  # at least one held out for validation and most left to learn from
+MIN_TRAIN_TOKENS = 500  # below this there is nothing for a word-level model to learn
+SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)  # shown during training
+SAMPLES_PER_TEMPERATURE = 2
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    epoch: int  # 1-based, counting resumed epochs
+    train_loss: float  # mean negative log-likelihood per token, nats
+    valid_loss: float
+    learning_rate: float
+    seconds: float
+    tokens_per_second: float  # window positions trained per second (padding included)
+    partial: bool = False  # cut short by the time limit
+
+    @property
+    def train_perplexity(self) -> float:
+        return math.exp(min(self.train_loss, 50.0))
+
+    @property
+    def valid_perplexity(self) -> float:
+        return math.exp(min(self.valid_loss, 50.0))
+
+
+class TrainingReporter(Protocol):
+    """What the trainer tells its caller; the CLI draws a progress bar from it, tests record it."""
+
+    def on_start(self, *, epochs: int, batches: int, train_tokens: int, valid_tokens: int, parameters: int,
+                 first_epoch: int) -> None: ...
+    def on_batch(self, *, epoch: int, batch: int, batches: int, loss: float) -> None: ...
+    def on_epoch(self, result: EpochResult, *, best: bool) -> None: ...
+    def on_samples(self, epoch: int, samples: dict[float, list[str]]) -> None: ...
+    def on_stop(self, reason: str) -> None: ...
+
+
+class LogReporter:
+    """The default reporter: a log line per epoch."""
+
+    def on_start(self, **kwargs: int) -> None:
+        log.info("training: %s", kwargs)
+
+    def on_batch(self, **kwargs: Any) -> None:
+        pass
+
+    def on_epoch(self, result: EpochResult, *, best: bool) -> None:
+        log.info("epoch %d: train ppl %.1f, valid ppl %.1f%s", result.epoch, result.train_perplexity,
+                 result.valid_perplexity, " (best)" if best else "")
+
+    def on_samples(self, epoch: int, samples: dict[float, list[str]]) -> None:
+        log.info("epoch %d samples: %s", epoch, samples)
+
+    def on_stop(self, reason: str) -> None:
+        log.info("stopped: %s", reason)
+
+
+@dataclass
+class TrainingSummary:
+    path: Path
+    epochs: list[EpochResult]
+    best_epoch: int
+    stop_reason: str
+    seconds: float
+    train_tokens: int
+    valid_tokens: int
+    vocab_size: int
+    parameters: int
+
+    @property
+    def best(self) -> EpochResult:
+        return next(e for e in self.epochs if e.epoch == self.best_epoch)
+
+
+@dataclass
+class _Progress:
+    """What survives in checkpoint/state.json between runs."""
+
+    epoch: int = 0
+    learning_rate: float = 0.0
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def train_model(documents: Sequence[str], directory: Path, config: ModelConfig, *,
+                reporter: TrainingReporter | None = None, max_minutes: float | None = None,
+                resume: bool = False, info: dict[str, Any] | None = None) -> TrainingSummary:
+    """Train on `documents` (one text each) and write the model directory; returns what happened."""
+    train_idx, valid_idx = _split(documents, config)
+    train_docs = [documents[i] for i in train_idx]
+    if resume:
+        tokenizer = artifact.load_model(directory).tokenizer  # the vocabulary is fixed once trained
+    else:
+        tokenizer = Tokenizer.build(train_docs, max_vocab=config.max_vocab, min_count=config.min_count)
+    train_stream = tokenizer.encode_corpus(train_docs)
+    if len(train_stream) < MIN_TRAIN_TOKENS:
+        raise CorpusTooSmallError(
+            f"The corpus has {len(train_stream)} training tokens; training needs at least {MIN_TRAIN_TOKENS} "
+            f"(and {MIN_DOCUMENTS} documents): import or scrape more text first."
+        )
+    valid_stream = tokenizer.encode_corpus(documents[i] for i in valid_idx)
+    trainer = Trainer(config, tokenizer, train_stream, valid_stream, directory,
+                      reporter=reporter or LogReporter(), info=info or {})
+    return trainer.run(max_minutes=max_minutes, resume=resume)
+
+
+def _split(documents: Sequence[str], config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
+    if len(documents) < MIN_DOCUMENTS:
+        raise CorpusTooSmallError(
+            f"The corpus has {len(documents)} documents; training needs at least {MIN_DOCUMENTS} "
+            f"(and {MIN_TRAIN_TOKENS} tokens): import or scrape more text first."
+        )
+    return split_documents(len(documents), valid_fraction=config.valid_fraction, seed=config.seed)
+
+
+class Trainer:
+    """The epoch loop over token streams; usable directly with pre-tokenized text (benchmarks do)."""
+
+    def __init__(self, config: ModelConfig, tokenizer: Tokenizer, train_stream: np.ndarray,
+                 valid_stream: np.ndarray, directory: Path, *, reporter: TrainingReporter,
+                 info: dict[str, Any] | None = None) -> None:
+        import keras  # the backend starts here, not when `models` is imported
+
+        from models import fitting, network
+
+        self.keras, self.network, self.fitting = keras, network, fitting
+        self.config, self.tokenizer, self.directory = config, tokenizer, directory
+        self.train_stream, self.valid_stream = train_stream, valid_stream
+        self.reporter, self.info = reporter, info or {}
+        self.rng = np.random.default_rng(config.seed)
+        keras.utils.set_random_seed(config.seed)
+        vocab = tokenizer.size
+        self.model = network.build_network(config, vocab, batch_size=config.batch_size)
+        self.optimizer = fitting.optimizer(config)
+        self.model.compile(optimizer=self.optimizer, loss=fitting.loss())
+        self.valid = make_windows(valid_stream, batch=self._eval_batch(valid_stream), window=config.window)
+        self.eval_model = network.build_network(config, vocab, batch_size=self.valid.batch)
+        self.eval_model.compile(loss=fitting.loss(), weighted_metrics=[fitting.TokenNLL()])  # sees sample_weight
+        self.parameters = parameter_count(config, vocab)
+
+    def _eval_batch(self, stream: np.ndarray) -> int:
+        """Fewer parallel rows for a small validation set, so no row is mostly padding."""
+        return int(max(1, min(self.config.batch_size, len(stream) // (2 * self.config.window))))
+
+    # ---- the loop
+
+    def run(self, *, max_minutes: float | None = None, resume: bool = False) -> TrainingSummary:
+        c = self.config
+        progress = self._resume() if resume else _Progress(learning_rate=c.learning_rate)
+        deadline = time.monotonic() + max_minutes * 60 if max_minutes else None
+        started = time.monotonic()
+        batches = make_windows(self.train_stream, batch=c.batch_size, window=c.window).batches
+        self.reporter.on_start(epochs=c.epochs, batches=batches, train_tokens=len(self.train_stream),
+                               valid_tokens=self.valid.tokens, parameters=self.parameters,
+                               first_epoch=progress.epoch + 1)
+        reason = f"reached {c.epochs} epochs"
+        while progress.epoch < c.epochs:
+            result = self._epoch(progress, deadline)
+            improved = result.valid_loss < progress.best_loss
+            self._record(progress, result, improved)
+            self.reporter.on_epoch(result, best=improved)
+            if c.sample_every and result.epoch % c.sample_every == 0:
+                self.reporter.on_samples(result.epoch, self.samples())
+            if result.partial:
+                reason = f"reached the {max_minutes:g}-minute limit"
+                break
+            if c.patience and progress.bad_epochs >= c.patience:
+                reason = f"no better validation loss for {c.patience} epochs"
+                break
+        self.reporter.on_stop(reason)
+        seconds = time.monotonic() - started
+        epochs = [EpochResult(**h) for h in progress.history]
+        return TrainingSummary(self.directory, epochs, progress.best_epoch, reason, seconds,
+                               len(self.train_stream), self.valid.tokens, self.tokenizer.size, self.parameters)
+
+    def _epoch(self, progress: _Progress, deadline: float | None) -> EpochResult:
+        c, epoch = self.config, progress.epoch + 1
+        lr = self._learning_rate(progress, epoch)
+        self.optimizer.learning_rate.assign(lr)
+        stream = shuffle_documents(self.train_stream, self.rng) if c.shuffle_documents else self.train_stream
+        train = make_windows(stream, batch=c.batch_size, window=c.window)
+        self.network.reset_states(self.model)
+        watcher = self.fitting.BatchWatcher(self.reporter.on_batch, epoch, train.batches, deadline)
+        t0 = time.monotonic()
+        history = self.model.fit(train.inputs, train.targets, sample_weight=train.weights, batch_size=c.batch_size,
+                                 epochs=1, shuffle=False, verbose=0, callbacks=[watcher])
+        seconds = time.monotonic() - t0
+        positions = watcher.batches_done * c.batch_size * c.window
+        return EpochResult(epoch=epoch, train_loss=float(history.history["loss"][-1]),
+                           valid_loss=self.evaluate(), learning_rate=lr, seconds=seconds,
+                           tokens_per_second=positions / max(seconds, 1e-9), partial=watcher.timed_out)
+
+    def _learning_rate(self, progress: _Progress, epoch: int) -> float:
+        c = self.config
+        if c.lr_decay_after:  # Zaremba: constant, then multiplied by lr_decay every epoch
+            return c.learning_rate * c.lr_decay ** max(0, epoch - c.lr_decay_after)
+        return progress.learning_rate
+
+    def _record(self, progress: _Progress, result: EpochResult, improved: bool) -> None:
+        progress.epoch = result.epoch
+        progress.seconds += result.seconds
+        progress.history.append(asdict(result))
+        if improved:
+            progress.best_loss, progress.best_epoch, progress.bad_epochs = result.valid_loss, result.epoch, 0
+        else:
+            progress.bad_epochs += 1
+            if not self.config.lr_decay_after:  # on a plateau, take smaller steps
+                progress.learning_rate = result.learning_rate * self.config.lr_decay
+        weights = self.network.get_weights(self.model)
+        if improved:
+            self._save_best(weights, progress)
+        else:
+            artifact.write_json(self.directory / artifact.METRICS, self._metrics(progress))
+        self._save_checkpoint(weights, progress)
+
+    def evaluate(self, stream: np.ndarray | None = None) -> float:
+        """Mean negative log-likelihood per token (nats) of the validation stream, or of `stream`."""
+        windows = self.valid if stream is None else make_windows(stream, batch=self.valid.batch,
+                                                                 window=self.config.window)
+        self.network.set_weights(self.eval_model, self.network.get_weights(self.model))
+        self.network.reset_states(self.eval_model)
+        result = self.eval_model.evaluate(windows.inputs, windows.targets, sample_weight=windows.weights,
+                                          batch_size=windows.batch, verbose=0, return_dict=True)
+        return float(result["token_nll"])
+
+    def samples(self) -> dict[float, list[str]]:
+        sampler = Sampler(self.config, self.tokenizer, self.network.get_weights(self.model))
+        return {t: [s.text for s in sampler.sample(SAMPLES_PER_TEMPERATURE, SamplingSettings(temperature=t),
+                                                     seed=int(self.rng.integers(2**31)))]
+                for t in SAMPLE_TEMPERATURES}
+
+    # ---- files
+
+    def _metrics(self, progress: _Progress) -> dict[str, Any]:
+        best = next((h for h in progress.history if h["epoch"] == progress.best_epoch), None)
+        return {
+            "best_epoch": progress.best_epoch,
+            "valid_loss": best and best["valid_loss"],
+            "valid_perplexity": best and math.exp(min(best["valid_loss"], 50.0)),
+            "train_tokens": int(len(self.train_stream)),
+            "valid_tokens": self.valid.tokens,
+            "train_seconds": progress.seconds,
+            "history": progress.history,
+        }
+
+    def _save_best(self, weights: dict[str, np.ndarray], progress: _Progress) -> None:
+        info = {**self.info, "parameters": self.parameters, "epochs_trained": progress.epoch}
+        artifact.save_model(self.directory, config=self.config, tokenizer=self.tokenizer, weights=weights,
+                            metrics=self._metrics(progress), info=info)
+
+    def _save_checkpoint(self, weights: dict[str, np.ndarray], progress: _Progress) -> None:
+        path = self.directory / artifact.CHECKPOINT
+        path.mkdir(parents=True, exist_ok=True)
+        artifact.save_weights(path / "weights.npz", weights)
+        optimizer = {f"{i}": self.keras.ops.convert_to_numpy(v) for i, v in enumerate(self.optimizer.variables)}
+        artifact.save_weights(path / "optimizer.npz", optimizer)
+        artifact.write_json(path / "state.json", asdict(progress))
+
+    def _resume(self) -> _Progress:
+        path = self.directory / artifact.CHECKPOINT
+        if not (path / "state.json").is_file():
+            raise ArtifactError(f"There is nothing to resume in {self.directory}: it has no checkpoint.")
+        state = artifact._read_json(path / "state.json")
+        progress = _Progress(**state)
+        weights = artifact.load_weights(path / "weights.npz")
+        artifact.check_weights(weights, self.config, self.tokenizer.size, path / "weights.npz")
+        self.network.set_weights(self.model, weights)
+        saved = artifact.load_weights(path / "optimizer.npz")
+        self.optimizer.build(self.model.trainable_variables)
+        variables = self.optimizer.variables
+        if len(saved) != len(variables):
+            raise ArtifactError(f"The optimizer state in {path} does not match this model; train without --resume.")
+        for i, variable in enumerate(variables):
+            variable.assign(saved[str(i)])
+        return progress

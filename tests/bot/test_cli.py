@@ -1,0 +1,135 @@
+"""The command line as a user runs it: output, JSON, exit codes, and one-sentence errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+
+TITLES = Path(__file__).resolve().parents[2] / "bot" / "data" / "hacker_news_2000.txt"
+
+
+class Run:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    @property
+    def json(self):  # type: ignore[no-untyped-def]
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def bot(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run `bot ARGS…` in-process through the real entry point."""
+
+    def run(*args: str) -> Run:
+        monkeypatch.setattr(sys, "argv", ["bot", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+def test_help_answers_without_loading_a_backend_or_the_database() -> None:
+    code = ("import sys\nfrom bot.cli import app\ntry:\n    app(['--help'], prog_name='bot')\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('keras', 'tensorflow', 'numpy', 'sqlalchemy', 'pydantic') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "Usage: bot [OPTIONS] COMMAND [ARGS]..." in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_import_twice_then_list_show_export_delete(bot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    source = tmp_path / "posts.txt"
+    source.write_text("First post here\nSecond post here\n\nThird one\n")
+    first = bot("import", str(source), "--corpus", "mine")
+    assert (first.code, first.out) == (0, "Imported posts.txt into corpus 'mine': 3 read, 3 new, 0 already present.\n")
+    again = bot("import", str(source), "--corpus", "mine", "--json")
+    assert again.json == {"corpus": "mine", "path": str(source), "read": 3, "added": 0, "already_present": 3}
+    listing = bot("corpus", "list", "--json").json
+    assert [(c["name"], c["documents"], c["words"], c["sources"]) for c in listing] == [("mine", 3, 8, {"file": 3})]
+    shown = bot("corpus", "show", "mine", "--json").json
+    assert shown["first_documents"] == ["First post here", "Second post here", "Third one"]
+    exported = bot("corpus", "export", "mine", str(tmp_path / "out.txt"))
+    assert exported.out == f"Exported 3 documents of 'mine' to {tmp_path / 'out.txt'}.\n"
+    assert (tmp_path / "out.txt").read_text() == "First post here\nSecond post here\nThird one\n"
+    assert bot("corpus", "delete", "mine", "--yes").out == "Deleted corpus 'mine' (3 documents).\n"
+    assert bot("corpus", "list", "--json").json == []
+
+
+def test_errors_are_one_sentence_and_change_nothing(bot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    result = bot("import", str(empty), "--corpus", "mine")
+    assert result.code == 1 and result.out == ""
+    assert result.err.startswith("Error: ") and result.err.count("\n") == 1 and "Traceback" not in result.err
+    assert bot("corpus", "list", "--json").json == []
+    missing = bot("corpus", "show", "nope")
+    assert (missing.code, missing.err) == (
+        1, "Error: There is no corpus named 'nope'; `bot corpus list` shows the corpora.\n")
+    bad_name = bot("import", str(empty), "--corpus", "../etc")
+    assert bad_name.code == 2 and "use 1-64 letters, digits" in bad_name.err
+
+
+def test_debug_shows_the_traceback(bot) -> None:  # type: ignore[no-untyped-def]
+    from bot.errors import NotFoundError
+
+    with pytest.raises(NotFoundError):
+        bot("--debug", "corpus", "show", "nope")
+
+
+def test_train_generate_and_review(bot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert bot("import", str(TITLES), "--corpus", "hn").code == 0
+    trained = bot("train", "hn", "--model", "t", "--preset", "tiny", "--epochs", "2", "--json")
+    assert trained.code == 0, trained.err
+    info = trained.json
+    assert (info["model"], info["corpus"], info["epochs"], info["stop_reason"]) == ("t", "hn", 2, "reached 2 epochs")
+    assert info["valid_perplexity"] > 1 and "epoch   1: train perplexity" in trained.err
+
+    again = bot("train", "hn", "--model", "t", "--preset", "tiny")
+    assert (again.code, again.err) == (1, "Error: A model named 't' exists; pass --resume to continue training it "
+                                          "or --force to replace it.\n")
+    resumed = bot("train", "hn", "--model", "t", "--resume", "--epochs", "3", "--json")
+    assert resumed.json["epochs"] == 3 and "resuming at epoch 3" in resumed.err
+
+    (listed,) = bot("model", "list", "--json").json
+    assert (listed["name"], listed["corpus"], listed["epochs_trained"] in (1, 2, 3), listed["problem"]) == (
+        "t", "hn", True, None)
+    shown = bot("model", "show", "t", "--json").json
+    assert shown["config"]["hidden_dim"] == 32 and [h["epoch"] for h in shown["metrics"]["history"]] == [1, 2, 3]
+
+    generated = bot("generate", "t", "--n", "30", "--seed", "4", "--temperature", "0.9", "--max-tokens", "25",
+                    "--enqueue", "hn", "--json").json
+    assert generated["sampled"] == 30 and len(generated["accepted"]) == len(generated["enqueued"]) > 0
+    assert sum(generated["rejections"].values()) == len(generated["rejected"])
+    plain = bot("generate", "t", "--n", "5", "--seed", "4", "--no-filter")
+    assert plain.code == 0 and plain.err.startswith("5 sampled in ")
+
+    ids = generated["enqueued"]
+    queued = bot("queue", "list", "--bot", "hn", "--status", "pending", "--json").json
+    assert [c["id"] for c in queued] == ids and [c["text"] for c in queued] == [a["text"] for a in generated["accepted"]]
+    assert bot("queue", "approve", str(ids[0])).out == f"Approved candidate {ids[0]}.\n"
+    if len(ids) > 1:
+        assert bot("queue", "reject", str(ids[1]), "--reason", "dull").out == f"Rejected candidate {ids[1]}.\n"
+    edited = bot("queue", "edit", str(ids[0]), "--text", "A fresh title about zebras and Lisbon")
+    assert edited.out == f"Edited candidate {ids[0]}.\n"
+    refused = bot("queue", "edit", str(ids[0]), "--text", "Hi")
+    assert (refused.code, refused.err) == (
+        1, "Error: The edit was not saved: the length filter rejects it (has 1 word (minimum 3)).\n")
+    (approved,) = bot("queue", "list", "--status", "approved", "--json").json
+    assert (approved["id"], approved["text"], approved["edited"]) == (
+        ids[0], "A fresh title about zebras and Lisbon", True)
+    bad_status = bot("queue", "list", "--status", "maybe")
+    assert bad_status.code == 2 and "use one of pending, approved" in bad_status.err
+
+
+def test_the_installed_command_runs() -> None:
+    result = subprocess.run([str(Path(sys.executable).parent / "bot"), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "demo" in result.stdout and "queue" in result.stdout

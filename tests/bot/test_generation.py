@@ -1,0 +1,88 @@
+"""Generation: sample from a model, filter, and queue the survivors; novelty from a cached corpus index."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot import queue
+from bot.config import load_settings
+from bot.corpus import add_documents
+from bot.errors import NotFoundError
+from bot.filters import FilterConfig
+from bot.generation import UNFINISHED, generate, novelty_index
+from bot.novelty import split_words
+from bot.store import open_store
+from models.sampler import SamplingSettings
+from scrapers.documents import Document
+
+
+@pytest.fixture
+def setup(bot_home: Path, tiny_model_dir: Path, titles: list[str]):  # type: ignore[no-untyped-def]
+    settings = load_settings()
+    shutil.copytree(tiny_model_dir, settings.model_dir("tiny"))
+    store = open_store(settings.database_url)
+    with store.session() as s:
+        add_documents(s, "titles", [Document("file", str(i), t) for i, t in enumerate(titles)])
+    yield store, settings
+    store.close()
+
+
+def test_samples_are_filtered_counted_and_queued(setup) -> None:  # type: ignore[no-untyped-def]
+    store, settings = setup
+    report = generate(store, settings, "tiny", n=60, sampling=SamplingSettings(temperature=1.0, max_tokens=12),
+                      seed=1, filters=FilterConfig(min_words=4), enqueue_bot="hn")
+    assert report.sampled == 60 == len(report.accepted) + len(report.rejected)
+    assert list(report.counts) == [UNFINISHED, "length", "novelty", "duplicate", "blocklist"]
+    assert sum(report.counts.values()) == len(report.rejected)
+    assert report.counts[UNFINISHED] == sum(1 for s, _ in report.rejected if not s.complete) > 0
+    short = [s.text for s, r in report.rejected if r.filter == "length"]
+    assert short and all(len(split_words(t)) < 4 for t in short)  # words as the length filter counts them
+    assert all(len(split_words(s.text)) >= 4 for s in report.accepted)
+    with store.session() as s:
+        queued = queue.list_candidates(s, bot="hn")
+        assert [c.text for c in queued] == [x.text for x in report.accepted]
+        assert {(c.status, c.model, c.temperature, c.seed) for c in queued} == {("pending", "tiny", 1.0, 1)}
+
+
+def test_a_repeat_of_a_queued_text_is_a_duplicate(setup) -> None:  # type: ignore[no-untyped-def]
+    store, settings = setup
+    sampling, filters = SamplingSettings(temperature=0.7, max_tokens=30), FilterConfig(min_words=1)
+    first = generate(store, settings, "tiny", n=20, sampling=sampling, seed=5, filters=filters, enqueue_bot="hn")
+    assert len(first.accepted) > 0
+    # The same seed draws the same texts: what was queued the first time is now a duplicate.
+    again = generate(store, settings, "tiny", n=20, sampling=sampling, seed=5, filters=filters, enqueue_bot="hn")
+    assert again.accepted == []
+    assert again.counts["duplicate"] == len(first.accepted) + first.counts["duplicate"]
+    other_bot = generate(store, settings, "tiny", n=20, sampling=sampling, seed=5, filters=filters,
+                         enqueue_bot="other")
+    assert [x.text for x in other_bot.accepted] == [x.text for x in first.accepted]
+
+
+def test_copies_of_the_corpus_are_rejected_as_not_novel(setup, titles: list[str]) -> None:  # type: ignore[no-untyped-def]
+    store, settings = setup
+    with store.session() as s:
+        index = novelty_index(s, "titles", settings.bot_home / "cache")
+    assert index.check(titles[10]) == "copies a corpus document"
+    assert index.check("A completely unseen title about zebras in Lisbon") is None
+    cached = list((settings.bot_home / "cache").glob("*.npz"))
+    assert len(cached) == 1
+    with store.session() as s:
+        add_documents(s, "titles", [Document("file", "new", "a brand new title")])
+        novelty_index(s, "titles", settings.bot_home / "cache")
+    assert [p.name for p in (settings.bot_home / "cache").glob("*.npz")] != [p.name for p in cached]
+
+
+def test_without_filters_everything_is_kept(setup) -> None:  # type: ignore[no-untyped-def]
+    store, settings = setup
+    report = generate(store, settings, "tiny", n=10, sampling=SamplingSettings(max_tokens=40), filters=None, seed=3)
+    assert list(report.counts) == [UNFINISHED]
+    assert len(report.accepted) + report.counts[UNFINISHED] == 10
+    assert all(s.complete for s in report.accepted)
+
+
+def test_a_missing_model_is_named(setup) -> None:  # type: ignore[no-untyped-def]
+    store, settings = setup
+    with pytest.raises(NotFoundError) as error:
+        generate(store, settings, "nope", n=1, sampling=SamplingSettings())
+    assert str(error.value) == "There is no model named 'nope'; train one with `bot train CORPUS --model nope`."

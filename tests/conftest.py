@@ -1,0 +1,113 @@
+"""Fixtures: a temporary BOT_HOME for every test, stores on SQLite and PostgreSQL, and one tiny seeded model.
+
+PostgreSQL is required (the store must work on it): NNBOT_TEST_POSTGRES_URL names the server's maintenance
+database (default: trust auth on 127.0.0.1:5432, database `test`); the suite creates a database of its own
+there and drops it at the end. NNBOT_SKIP_POSTGRES=1 skips those tests where no server can be had.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter hides test output
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+POSTGRES_ADMIN_URL = os.environ.get("NNBOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+SKIP_POSTGRES = os.environ.get("NNBOT_SKIP_POSTGRES") == "1"
+DATA = Path(__file__).parent / "data"
+TITLES = Path(__file__).resolve().parents[1] / "bot" / "data" / "hacker_news_2000.txt"
+
+SETTINGS_PREFIXES = ("BOT_", "REDDIT_", "X_")
+
+
+@pytest.fixture(autouse=True)
+def bot_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own BOT_HOME and no credentials from the environment of whoever runs the suite."""
+    for name in list(os.environ):
+        if name.startswith(SETTINGS_PREFIXES):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("BOT_HOME", str(home))
+    monkeypatch.setenv("BOT_SLEEP_SCALE", "0")
+    from bot.cli import context
+
+    for cached in (context.settings, context.bots, context.store):
+        cached.cache_clear()
+    return home
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session."""
+    if SKIP_POSTGRES:
+        pytest.skip("NNBOT_SKIP_POSTGRES=1")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"nnbot_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        pytest.fail(f"PostgreSQL is needed at {POSTGRES_ADMIN_URL} ({exc.orig}); start it, or set "
+                    "NNBOT_TEST_POSTGRES_URL, or NNBOT_SKIP_POSTGRES=1 to skip those tests.")
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each store test runs on SQLite and on PostgreSQL, each time from an empty schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield url
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS candidates, documents, corpora, alembic_version CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def store(database_url: str):  # type: ignore[no-untyped-def]
+    from bot.store import open_store
+
+    s = open_store(database_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def titles() -> list[str]:
+    """The bundled Hacker News titles: a real text for tests."""
+    return [line.strip() for line in TITLES.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, titles: list[str]) -> Path:
+    """A tiny seeded model trained once on the titles; tests copy it, never change it."""
+    from models.config import preset
+    from models.trainer import train_model
+
+    path = tmp_path_factory.mktemp("models") / "tiny"
+    train_model(titles, path, preset("tiny").replace(epochs=3), info={"corpus": "titles"})
+    return path
+
+
+@pytest.fixture
+def tiny_model(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
+    from models.artifact import load_model
+
+    return load_model(tiny_model_dir)

@@ -1,0 +1,132 @@
+"""The numpy sampler: the same network as Keras, batched and stateful, seedable, never <unk>."""
+
+import numpy as np
+import pytest
+
+from models.config import ModelConfig, preset
+from models.errors import ModelError
+from models.sampler import NEVER_SAMPLED, LSTMStepper, Sampler, SamplingSettings
+from models.tokenizer import BOS_ID, EOS_ID, UNK_ID, Tokenizer
+
+WORDS = "the a cat dog sat ran on under mat log quickly slowly".split()
+
+
+def random_weights(config: ModelConfig, vocab: int, seed: int = 0) -> dict[str, np.ndarray]:
+    from models.config import weight_shapes
+
+    rng = np.random.default_rng(seed)
+    return {k: rng.normal(0, 0.5, size=s).astype(np.float32) for k, s in weight_shapes(config, vocab).items()}
+
+
+@pytest.fixture
+def tokenizer() -> Tokenizer:
+    return Tokenizer.build([" ".join(WORDS)], min_count=1)
+
+
+@pytest.mark.parametrize("config", [
+    preset("tiny"),  # one layer, tied, no projection
+    preset("tiny").replace(layers=2, hidden_dim=24, embedding_dim=16),  # tied with a projection
+    preset("tiny").replace(layers=2, tied=False),
+])
+def test_numpy_step_matches_the_keras_network(config: ModelConfig, tokenizer: Tokenizer) -> None:
+    from models import network
+
+    model = network.build_network(config, tokenizer.size, batch_size=3, window=6)
+    network.set_weights(model, random_weights(config, tokenizer.size))
+    ids = np.random.default_rng(1).integers(0, tokenizer.size, size=(3, 6)).astype(np.int32)
+    network.reset_states(model)
+    expected = model.predict_on_batch(ids)  # (3, 6, V)
+    stepper = LSTMStepper(config, network.get_weights(model))
+    state = stepper.zero_state(3)
+    for t in range(6):
+        logits, state = stepper.step(ids[:, t], state)
+        np.testing.assert_allclose(logits, expected[:, t], atol=1e-4)
+
+
+def make_sampler(tokenizer: Tokenizer, **bias: float) -> Sampler:
+    config = preset("tiny")
+    weights = random_weights(config, tokenizer.size)
+    for token_id, value in bias.items():
+        weights["output/bias"][int(token_id.lstrip("_"))] = value
+    return Sampler(config, tokenizer, weights)
+
+
+def test_same_seed_same_samples_other_seed_other_samples(tokenizer: Tokenizer) -> None:
+    sampler = make_sampler(tokenizer)
+    first = sampler.sample(20, seed=7)
+    assert first == sampler.sample(20, seed=7)
+    assert [s.text for s in first] != [s.text for s in sampler.sample(20, seed=8)]
+
+
+def test_never_emits_unk_pad_or_bos_even_when_the_model_prefers_them(tokenizer: Tokenizer) -> None:
+    sampler = make_sampler(tokenizer, **{f"_{UNK_ID}": 50.0, f"_{BOS_ID}": 40.0, f"_{EOS_ID}": 10.0})
+    samples = sampler.sample(30, SamplingSettings(max_tokens=5), seed=0)
+    assert all(not set(s.ids) & set(NEVER_SAMPLED) for s in samples)
+    # With <unk> and <bos> masked, <eos> holds nearly all the mass: every sample ends at once, empty.
+    assert {(s.text, s.tokens, s.complete) for s in samples} == {("", 1, True)}
+
+
+def test_log_probability_is_the_models_probability_of_the_tokens(tokenizer: Tokenizer) -> None:
+    sampler = make_sampler(tokenizer)
+    for sample in sampler.sample(10, SamplingSettings(temperature=0.7, max_tokens=8), seed=3):
+        state, total, token = sampler.stepper.zero_state(1), 0.0, BOS_ID
+        for next_id in sample.ids:
+            logits, state = sampler.stepper.step(np.array([token]), state)
+            logits = logits[0].astype(np.float64)
+            logits[list(NEVER_SAMPLED)] = -np.inf
+            total += logits[next_id] - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
+            token = next_id
+        assert sample.logprob == pytest.approx(total, abs=1e-3)
+
+
+def greedy(sampler: Sampler, max_tokens: int) -> list[int]:
+    state, token, out = sampler.stepper.zero_state(1), BOS_ID, []
+    while len(out) < max_tokens:
+        logits, state = sampler.stepper.step(np.array([token]), state)
+        logits[0, list(NEVER_SAMPLED)] = -np.inf
+        token = int(logits[0].argmax())
+        out.append(token)
+        if token == EOS_ID:
+            break
+    return out
+
+
+@pytest.mark.parametrize("settings", [SamplingSettings(top_k=1, max_tokens=12),
+                                      SamplingSettings(top_p=1e-6, max_tokens=12)])
+def test_top_k_1_and_a_tiny_top_p_are_greedy(tokenizer: Tokenizer, settings: SamplingSettings) -> None:
+    sampler = make_sampler(tokenizer)
+    expected = greedy(sampler, 12)
+    assert {s.ids for s in sampler.sample(5, settings, seed=1)} == {tuple(expected)}
+
+
+def test_length_cap_marks_samples_unfinished(tokenizer: Tokenizer) -> None:
+    sampler = make_sampler(tokenizer, **{f"_{EOS_ID}": -50.0})
+    samples = sampler.sample(4, SamplingSettings(max_tokens=3), seed=0)
+    assert [(s.tokens, s.complete) for s in samples] == [(3, False)] * 4
+
+
+def test_prefix_starts_every_sample(tokenizer: Tokenizer) -> None:
+    sampler = make_sampler(tokenizer)
+    samples = sampler.sample(6, prefix="The cat", seed=0)
+    assert all(s.text.startswith("The cat") for s in samples)
+
+
+def test_more_samples_than_rows_refills_the_batch(tokenizer: Tokenizer) -> None:
+    sampler = make_sampler(tokenizer)
+    assert len(sampler.sample(50, SamplingSettings(max_tokens=6), seed=2, batch_size=8)) == 50
+    # A refilled row restarts from <bos> (and the prefix): greedy, every one of 50 samples is the greedy text.
+    samples = sampler.sample(50, SamplingSettings(top_k=1, max_tokens=12), prefix="the", seed=2, batch_size=8)
+    assert {s.text for s in samples} == {sampler.sample(1, SamplingSettings(top_k=1, max_tokens=12),
+                                                        prefix="the")[0].text}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"temperature": 0}, "The temperature must be greater than 0 (try 0.5 to 1.0)."),
+    ({"top_k": -1}, "top-k must be 0 or more and top-p must be in (0, 1]."),
+    ({"top_p": 0}, "top-k must be 0 or more and top-p must be in (0, 1]."),
+    ({"max_tokens": 0}, "The maximum length must be at least 1 token."),
+])
+def test_bad_settings_are_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(ModelError) as error:
+        SamplingSettings(**kwargs)
+    assert str(error.value) == message
