@@ -173,7 +173,8 @@ class Sampler:
 
     def _finish(self, prefix_pieces: list[str], ids: list[int], logprob: float) -> Sample:
         complete = ids[-1] == EOS_ID
-        text = join(prefix_pieces + [self.tokenizer.pieces[i] for i in ids if i != EOS_ID])
+        # Whitespace pieces (a lone space, a newline) can open or close a sample; a post never should.
+        text = join(prefix_pieces + [self.tokenizer.pieces[i] for i in ids if i != EOS_ID]).strip()
         return Sample(text=text, logprob=logprob, tokens=len(ids), complete=complete, ids=tuple(ids))
 
 

@@ -28,10 +28,8 @@ def import_(
     """Import documents from a file; importing the same file again adds nothing."""
     from bot.cli import context, output
     from bot.corpus import add_documents
-    from scrapers.files import FORMATS, read_documents
+    from scrapers.files import read_documents
 
-    if format not in FORMATS:
-        output.fail(f"Unknown format {format!r}; use one of {', '.join(FORMATS)}.")
     documents = read_documents(path, format=format, column=column, include_retweets=include_retweets)
     with output.counter(f"Importing {path.name}") as update, context.store().session() as session:
         result = add_documents(session, corpus, documents, progress=update)

@@ -1,4 +1,4 @@
-"""`bot demo` and `bot status`."""
+"""`bot demo`: the whole job on the bundled corpus, with a summary."""
 
 from __future__ import annotations
 
