@@ -20,3 +20,12 @@ class Document:
     created_at: datetime | None = None  # timezone-aware UTC where the source says
     score: int | None = None  # upvotes, likes
     url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One fetched page of a listing or timeline: what to store, and what was read but left out, and why."""
+
+    documents: tuple[Document, ...]
+    fetched: int  # items the API returned that count toward the limit: documents plus skipped
+    skipped: dict[str, int]  # reason ("stickied", "removed", "nsfw", "reply", ...) -> how many

@@ -7,3 +7,11 @@ class ScrapeError(Exception):
 
 class ImportFormatError(ScrapeError):
     """A file is empty, unreadable or not in the format it claims to be."""
+
+
+class SourceUnavailableError(ScrapeError):
+    """One subreddit or account cannot be read (missing, private, banned); other sources may still be."""
+
+
+class RateLimitError(ScrapeError):
+    """The API asked us to wait and the user chose not to (`--no-wait`), or it kept refusing after waiting."""

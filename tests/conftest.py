@@ -24,6 +24,8 @@ TITLES = Path(__file__).resolve().parents[1] / "bot" / "data" / "hacker_news_200
 
 SETTINGS_PREFIXES = ("BOT_", "REDDIT_", "X_")
 
+pytest_plugins = ("tests.fakes.fixtures",)  # fake_reddit, reddit_app, fake_x: the local fake APIs
+
 
 @pytest.fixture(autouse=True)
 def bot_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -42,10 +42,23 @@ def _root(
 
 
 def _register() -> None:
-    from bot.cli import corpus, demo, model, queue  # noqa: F401  (each module adds its commands to `app`)
+    from bot.cli import corpus, demo, model, queue, scrape  # noqa: F401  (each module adds its commands to `app`)
 
 
 _register()
+
+
+INTERRUPTED = "Interrupted; what was stored before the interruption is kept."
+
+
+def _interrupted(error: BaseException) -> bool:
+    """Typer turns Ctrl-C into SystemExit(130); the KeyboardInterrupt is further down the exception chain."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def main() -> None:
@@ -53,8 +66,10 @@ def main() -> None:
 
     try:
         app()
-    except KeyboardInterrupt:
-        fail("Interrupted; what was stored before the interruption is kept.", code=130)
+    except (KeyboardInterrupt, SystemExit) as exit_:
+        if _interrupted(exit_):
+            fail(INTERRUPTED, code=130)
+        raise
     except Exception as exc:  # noqa: BLE001 - the one place that turns errors into sentences
         from bot.errors import USER_ERRORS
 

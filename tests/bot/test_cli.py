@@ -133,3 +133,21 @@ def test_train_generate_and_review(bot, tmp_path: Path) -> None:  # type: ignore
 def test_the_installed_command_runs() -> None:
     result = subprocess.run([str(Path(sys.executable).parent / "bot"), "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "demo" in result.stdout and "queue" in result.stdout
+
+
+def test_ctrl_c_exits_130_with_one_sentence_and_stores_nothing(bot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+    import threading
+
+    fifo = tmp_path / "never-written.txt"
+    os.mkfifo(fifo)  # reading it blocks until a writer comes, which never does: the import waits for Ctrl-C
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        result = bot("import", str(fifo), "--corpus", "c")
+    finally:
+        timer.cancel()
+    assert (result.code, result.out) == (130, "")
+    assert result.err == "Error: Interrupted; what was stored before the interruption is kept.\n"
+    assert bot("corpus", "list", "--json").json == []

@@ -1,0 +1,169 @@
+"""A fake X API v2: user lookup by username and a user's posts, as X documents and serves them.
+
+Shapes follow X's API v2 reference (docs.x.com): `GET /2/users/by/username/:username` answers `{"data": {"id",
+"name", "username"}}`, or a 200 with only `errors` (`title` "Not Found Error", `type` ".../resource-not-found")
+for an unknown name; `GET /2/users/:id/tweets` takes `max_results` (5-100), `pagination_token`, `exclude`
+(retweets, replies) and `tweet.fields`, and answers `{"data": [...], "meta": {"result_count", "newest_id",
+"oldest_id", "next_token"}}` newest first, `{"meta": {"result_count": 0}}` past the end, each post with only `id`,
+`text` and `edit_history_tweet_ids` unless more fields are asked for; a long post's `text` is cut short and its
+whole text is in `note_tweet.text`; text escapes &, < and >. Errors are problem details (`title`, `detail`,
+`type`, `status`); every answer carries `x-rate-limit-limit`, `x-rate-limit-remaining` and `x-rate-limit-reset`
+(a Unix time).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from typing import Any, Self
+
+from tests.fakes.server import FakeServer, Reply, Request
+
+BEARER_TOKEN = "fake-bearer-token"
+TIMELINE_CAP = 3200
+SHORT_TEXT = 280  # characters of a long post that `text` keeps
+USER_PATH = re.compile(r"^/2/users/by/username/(?P<username>[^/]+)$")
+TWEETS_PATH = re.compile(r"^/2/users/(?P<id>\d+)/tweets$")
+BASE_ID = 1_700_000_000_000_000_000  # post ids: snowflakes, as decimal strings
+RATE_WINDOW = 900  # seconds: X's 15-minute windows
+
+UNAUTHORIZED = {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}
+CLIENT_NOT_ENROLLED = {  # X's 403 for an app whose access level cannot use the endpoint
+    "client_id": "12345678",
+    "detail": "When authenticating requests to the Twitter API v2 endpoints, you must use keys and tokens from a "
+              "Twitter developer App that is attached to a Project. You can create a project via the developer "
+              "portal.",
+    "registration_url": "https://developer.twitter.com/en/docs/projects/overview",
+    "title": "Client Forbidden",
+    "required_enrollment": "Appropriate Level of API Access",
+    "reason": "client-not-enrolled",
+    "type": "https://api.twitter.com/2/problems/client-forbidden",
+}
+TOO_MANY_REQUESTS = {"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank",
+                     "status": 429}
+SERVICE_UNAVAILABLE = {"title": "Service Unavailable", "detail": "Service Unavailable", "type": "about:blank",
+                       "status": 503}
+
+
+def tweet(number: int, text: str, *, likes: int = 5, reply_to: str | None = None,
+          retweet_of: str | None = None) -> dict[str, Any]:
+    """A post with every field the fake can give; the fake answers only the ones asked for."""
+    post_id = str(BASE_ID + number)
+    full = html.escape(text, quote=False)  # X escapes &, < and > in post text
+    data: dict[str, Any] = {
+        "id": post_id, "text": full[:SHORT_TEXT - 1] + "…" if len(text) > SHORT_TEXT else full,
+        "edit_history_tweet_ids": [post_id],
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(1_700_000_000 + number * 3600)),
+        "public_metrics": {"retweet_count": 1, "reply_count": 2, "like_count": likes, "quote_count": 0,
+                           "bookmark_count": 0, "impression_count": 100},
+    }
+    if len(text) > SHORT_TEXT:
+        data["note_tweet"] = {"text": full, "entities": {}}
+    references = [{"type": "replied_to", "id": reply_to}] if reply_to else []
+    references += [{"type": "retweeted", "id": retweet_of}] if retweet_of else []
+    if references:
+        data["referenced_tweets"] = references
+    if reply_to:
+        data["in_reply_to_user_id"] = "783214"
+    return data
+
+
+class FakeX:
+    """api.twitter.com's v2 user lookup and user timeline, with app-only bearer auth."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, dict[str, str]] = {}  # lower-case username -> user object
+        self.timelines: dict[str, list[dict[str, Any]]] = {}  # user id -> posts, newest first
+        self.protected: set[str] = set()  # user ids whose posts the app may not see
+        self.server = FakeServer(self._route, name="x")
+
+    def __enter__(self) -> Self:
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def add_user(self, username: str, posts: list[dict[str, Any]], *, protected: bool = False) -> str:
+        user_id = str(2_244_994_945 + len(self.users))
+        self.users[username.lower()] = {"id": user_id, "name": username.title(), "username": username}
+        self.timelines[user_id] = posts
+        if protected:
+            self.protected.add(user_id)
+        return user_id
+
+    def timeline_requests(self) -> list[dict[str, str]]:
+        return [r.query for r in self.server.requests if TWEETS_PATH.match(r.path)]
+
+    # --- routes
+
+    def _route(self, request: Request) -> Reply:
+        if request.headers.get("authorization") != f"Bearer {BEARER_TOKEN}":
+            return self._reply(401, UNAUTHORIZED)
+        if match := USER_PATH.match(request.path):
+            return self._user(match["username"])
+        if match := TWEETS_PATH.match(request.path):
+            return self._tweets(match["id"], request.query)
+        return self._reply(404, {"title": "Not Found Error", "type": "about:blank", "status": 404,
+                                 "detail": "Sorry, that page does not exist."})
+
+    def _user(self, username: str) -> Reply:
+        user = self.users.get(username.lower())
+        if user:
+            return self._reply(200, {"data": user})
+        return self._reply(200, {"errors": [{
+            "value": username, "detail": f"Could not find user with username: [{username}].",
+            "title": "Not Found Error", "resource_type": "user", "parameter": "username", "resource_id": username,
+            "type": "https://api.twitter.com/2/problems/resource-not-found"}]})
+
+    def _tweets(self, user_id: str, query: dict[str, str]) -> Reply:
+        if user_id in self.protected:
+            return self._reply(200, {"errors": [{
+                "resource_id": user_id, "parameter": "id", "resource_type": "user", "section": "data",
+                "title": "Authorization Error", "value": user_id,
+                "detail": f"Sorry, you are not authorized to see the user with id: [{user_id}].",
+                "type": "https://api.twitter.com/2/problems/not-authorized-for-resource"}]})
+        size = int(query.get("max_results", 10))
+        if not 5 <= size <= 100:
+            return self._reply(400, {"errors": [{"parameters": {"max_results": [str(size)]},
+                                                 "message": "The `max_results` query parameter value "
+                                                            f"[{size}] is not between 5 and 100"}],
+                                     "title": "Invalid Request", "detail": "One or more parameters to your "
+                                     "request was invalid.", "type": "https://api.twitter.com/2/problems/invalid-request"})
+        excluded = set(filter(None, query.get("exclude", "").split(",")))
+        posts = [p for p in self.timelines.get(user_id, [])[:TIMELINE_CAP] if not _excluded(p, excluded)]
+        start = int(query["pagination_token"].removeprefix("page-")) if "pagination_token" in query else 0
+        page = posts[start:start + size]
+        if not page:
+            return self._reply(200, {"meta": {"result_count": 0}})
+        fields = set(filter(None, query.get("tweet.fields", "").split(",")))
+        meta: dict[str, Any] = {"result_count": len(page), "newest_id": page[0]["id"], "oldest_id": page[-1]["id"]}
+        if start + size < len(posts):
+            meta["next_token"] = f"page-{start + size}"
+        return self._reply(200, {"data": [_fields(p, fields) for p in page], "meta": meta})
+
+    def _reply(self, status: int, body: dict[str, Any]) -> Reply:
+        return Reply(status, body, {"x-rate-limit-limit": "1500", "x-rate-limit-remaining": "1499",
+                                    "x-rate-limit-reset": str(int(time.time()) + RATE_WINDOW)})
+
+
+def rate_limited(*, reset_in: int) -> dict[str, Any]:
+    """The keyword arguments of `server.fail` for X's 429, resetting `reset_in` seconds from now."""
+    return {"status": 429, "body": TOO_MANY_REQUESTS,
+            "headers": {"x-rate-limit-limit": "1500", "x-rate-limit-remaining": "0",
+                        "x-rate-limit-reset": str(int(time.time()) + reset_in)}}
+
+
+def _excluded(post: dict[str, Any], excluded: set[str]) -> bool:
+    kinds = {ref["type"] for ref in post.get("referenced_tweets", [])}
+    return ("retweets" in excluded and "retweeted" in kinds) or ("replies" in excluded and "replied_to" in kinds)
+
+
+def _fields(post: dict[str, Any], fields: set[str]) -> dict[str, Any]:
+    default = {"id", "text", "edit_history_tweet_ids"}
+    return {key: value for key, value in post.items() if key in default | fields}
