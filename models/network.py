@@ -28,6 +28,38 @@ class TiedSoftmax(layers.Layer):
         return ops.matmul(x, ops.transpose(self.embedding.embeddings)) + self.bias
 
 
+class CarriedLSTM(layers.Layer):
+    """An LSTM whose last state is kept and fed to its next call: truncated backpropagation through time.
+
+    Keras's own `stateful=True` overwrites the state inside the forward pass, which PyTorch's autograd refuses
+    ("modified by an inplace operation"); here the stored state is copied before use and written back after, which
+    every backend accepts. The wrapped layer is a plain `keras.layers.LSTM`, so a GPU still gets cuDNN.
+    """
+
+    def __init__(self, units: int, *, batch_size: int, **lstm_options: object) -> None:
+        super().__init__(name=lstm_options.pop("name", None))
+        self.units, self.batch_size = units, batch_size
+        self.lstm = layers.LSTM(units, return_sequences=True, return_state=True, name=f"{self.name}_cell",
+                                **lstm_options)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.lstm.build(input_shape)
+        shape = (self.batch_size, self.units)
+        self.state_h = self.add_weight(shape=shape, initializer="zeros", trainable=False, name="state_h")
+        self.state_c = self.add_weight(shape=shape, initializer="zeros", trainable=False, name="state_c")
+
+    def call(self, x, training=None):  # x: (B, T, I) -> (B, T, H)
+        initial = [ops.copy(self.state_h), ops.copy(self.state_c)]  # copies: the variables change below
+        outputs, h, c = self.lstm(x, initial_state=initial, training=training)
+        self.state_h.assign(ops.stop_gradient(h))
+        self.state_c.assign(ops.stop_gradient(c))
+        return outputs
+
+    def reset_state(self) -> None:
+        for state in (self.state_h, self.state_c):
+            state.assign(ops.zeros(state.shape, dtype=state.dtype))
+
+
 def _initializer(config: ModelConfig, default: str) -> keras.initializers.Initializer | str:
     if config.init_scale > 0:
         return keras.initializers.RandomUniform(-config.init_scale, config.init_scale, seed=config.seed)
@@ -35,7 +67,7 @@ def _initializer(config: ModelConfig, default: str) -> keras.initializers.Initia
 
 
 def build_network(config: ModelConfig, vocab_size: int, *, batch_size: int, window: int | None = None) -> keras.Model:
-    """A stateful network: the LSTM state carries from one window to the next until `reset_states`."""
+    """The LSTM state carries from one window to the next until `reset_states`; the batch size is fixed."""
     b, t = batch_size, window or config.window
     ids = keras.Input(batch_shape=(b, t), dtype="int32", name="ids")  # (B, T)
     embedding = layers.Embedding(vocab_size, config.embedding_dim, name="embedding",
@@ -44,8 +76,8 @@ def build_network(config: ModelConfig, vocab_size: int, *, batch_size: int, wind
     if config.embedding_dropout:
         x = layers.Dropout(config.embedding_dropout, noise_shape=(b, 1, config.embedding_dim))(x)
     for layer in range(config.layers):
-        x = layers.LSTM(
-            config.hidden_dim, return_sequences=True, stateful=True, name=f"lstm_{layer}",
+        x = CarriedLSTM(
+            config.hidden_dim, batch_size=b, name=f"lstm_{layer}",
             kernel_initializer=_initializer(config, "glorot_uniform"),
             recurrent_initializer=_initializer(config, "orthogonal"),
             bias_initializer=_initializer(config, "zeros"),
@@ -94,6 +126,8 @@ def get_weights(model: keras.Model) -> dict[str, np.ndarray]:
         layer = model.get_layer(layer_name)
         if isinstance(layer, TiedSoftmax):  # its get_weights() would repeat the embedding it borrows
             weights["output/bias"] = ops.convert_to_numpy(layer.bias)
+        elif isinstance(layer, CarriedLSTM):  # the LSTM's own weights, not the carried state
+            weights.update(zip(_keys(layer, weight_names), layer.lstm.get_weights()))
         else:
             weights.update(zip(_keys(layer, weight_names), layer.get_weights()))
     return weights
@@ -104,11 +138,13 @@ def set_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
         layer = model.get_layer(layer_name)
         if isinstance(layer, TiedSoftmax):
             layer.bias.assign(weights["output/bias"])
+        elif isinstance(layer, CarriedLSTM):
+            layer.lstm.set_weights([weights[k] for k in _keys(layer, weight_names)])
         else:
             layer.set_weights([weights[k] for k in _keys(layer, weight_names)])
 
 
 def reset_states(model: keras.Model) -> None:
     for layer in model.layers:
-        if isinstance(layer, layers.LSTM):
+        if isinstance(layer, CarriedLSTM):
             layer.reset_state()
