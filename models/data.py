@@ -3,8 +3,9 @@
 A corpus is one int32 stream `<bos> d1 <eos> <bos> d2 <eos> …`. It is laid out as `batch` parallel rows
 (B, L), cut into windows of `window` tokens, and the windows are ordered so that row j of batch k+1 continues
 row j of batch k: a stateful LSTM then reads each row as one long text (truncated backpropagation through time).
-The target at every position is the next token; a position whose target is `<bos>` weighs 0, since that token
-always follows `<eos>` and predicting it would flatter the perplexity.
+The target at every position is the next token. For evaluation a position whose target is `<bos>` weighs 0, since
+that token always follows `<eos>` and predicting it would flatter the perplexity; training leaves it in (it costs
+nothing once learned, and a loss without weights trains about 8% faster).
 """
 
 from __future__ import annotations
@@ -35,11 +36,19 @@ class Windows:
         return int(self.weights.sum())
 
 
-def make_windows(stream: np.ndarray, *, batch: int, window: int) -> Windows:
-    """Lay `stream` out as `batch` rows and cut it into windows; the tail is padded with weight 0, never dropped."""
+def make_windows(stream: np.ndarray, *, batch: int, window: int, pad: bool = True) -> Windows:
+    """Lay `stream` out as `batch` rows and cut it into windows.
+
+    With `pad`, the tail is padded with weight 0 and every target counts once (evaluation); without, each row's
+    last partial window is dropped (training: under `window` tokens a row, and no padding to compute).
+    """
     usable = len(stream) - 1  # the last token has no target
-    row = -(-usable // batch)  # tokens per row, rounded up
-    batches = -(-row // window)
+    if pad:
+        row = -(-usable // batch)  # tokens per row, rounded up
+        batches = -(-row // window)
+    else:
+        batches = usable // batch // window
+        row = batches * window
     padded = batches * window * batch
     inputs = np.full(padded, PAD_ID, dtype=np.int32)
     targets = np.full(padded, PAD_ID, dtype=np.int32)

@@ -15,8 +15,8 @@ from models.config import ModelConfig
 
 
 def loss() -> keras.losses.Loss:
-    # Mean over the positions that count (weight 1), not over all positions: padding and <bos> targets weigh 0.
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+    """Mean cross-entropy over all positions; training passes no sample weights (see models.data)."""
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:

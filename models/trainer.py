@@ -36,7 +36,7 @@ SAMPLES_PER_TEMPERATURE = 2
 @dataclass(frozen=True)
 class EpochResult:
     epoch: int  # 1-based, counting resumed epochs
-    train_loss: float  # mean negative log-likelihood per token, nats
+    train_loss: float  # mean negative log-likelihood per training position, nats (<bos> targets included)
     valid_loss: float
     learning_rate: float
     seconds: float
@@ -124,9 +124,10 @@ def train_model(documents: Sequence[str], directory: Path, config: ModelConfig, 
     else:
         tokenizer = Tokenizer.build(train_docs, max_vocab=config.max_vocab, min_count=config.min_count)
     train_stream = tokenizer.encode_corpus(train_docs)
-    if len(train_stream) < MIN_TRAIN_TOKENS:
+    needed = max(MIN_TRAIN_TOKENS, config.batch_size * config.window + 1)  # one full batch of windows at least
+    if len(train_stream) < needed:
         raise CorpusTooSmallError(
-            f"The corpus has {len(train_stream)} training tokens; training needs at least {MIN_TRAIN_TOKENS} "
+            f"The corpus has {len(train_stream)} training tokens; training needs at least {needed} "
             f"(and {MIN_DOCUMENTS} documents): import or scrape more text first."
         )
     valid_stream = tokenizer.encode_corpus(documents[i] for i in valid_idx)
@@ -180,7 +181,7 @@ class Trainer:
         progress = self._resume() if resume else _Progress(learning_rate=c.learning_rate)
         deadline = time.monotonic() + max_minutes * 60 if max_minutes else None
         started = time.monotonic()
-        batches = make_windows(self.train_stream, batch=c.batch_size, window=c.window).batches
+        batches = make_windows(self.train_stream, batch=c.batch_size, window=c.window, pad=False).batches
         self.reporter.on_start(epochs=c.epochs, batches=batches, train_tokens=len(self.train_stream),
                                valid_tokens=self.valid.tokens, parameters=self.parameters,
                                first_epoch=progress.epoch + 1)
@@ -209,12 +210,12 @@ class Trainer:
         lr = self._learning_rate(progress, epoch)
         self.optimizer.learning_rate.assign(lr)
         stream = shuffle_documents(self.train_stream, self.rng) if c.shuffle_documents else self.train_stream
-        train = make_windows(stream, batch=c.batch_size, window=c.window)
+        train = make_windows(stream, batch=c.batch_size, window=c.window, pad=False)
         self.network.reset_states(self.model)
         watcher = self.fitting.BatchWatcher(self.reporter.on_batch, epoch, train.batches, deadline)
         t0 = time.monotonic()
-        history = self.model.fit(train.inputs, train.targets, sample_weight=train.weights, batch_size=c.batch_size,
-                                 epochs=1, shuffle=False, verbose=0, callbacks=[watcher])
+        history = self.model.fit(train.inputs, train.targets, batch_size=c.batch_size, epochs=1, shuffle=False,
+                                 verbose=0, callbacks=[watcher])
         seconds = time.monotonic() - t0
         positions = watcher.batches_done * c.batch_size * c.window
         return EpochResult(epoch=epoch, train_loss=float(history.history["loss"][-1]),
@@ -253,6 +254,12 @@ class Trainer:
         result = self.eval_model.evaluate(windows.inputs, windows.targets, sample_weight=windows.weights,
                                           batch_size=windows.batch, verbose=0, return_dict=True)
         return float(result["token_nll"])
+
+    def restore_best(self) -> None:
+        """Put the best epoch's weights (the model directory's) back into the network, e.g. to score test text."""
+        weights = artifact.load_weights(self.directory / artifact.WEIGHTS)
+        artifact.check_weights(weights, self.config, self.tokenizer.size, self.directory / artifact.WEIGHTS)
+        self.network.set_weights(self.model, weights)
 
     def samples(self) -> dict[float, list[str]]:
         sampler = Sampler(self.config, self.tokenizer, self.network.get_weights(self.model))

@@ -44,3 +44,11 @@ def test_split_is_by_document_and_seeded() -> None:
     assert sorted(train.tolist() + valid.tolist()) == list(range(100))
     assert split_documents(100, valid_fraction=0.1, seed=3)[1].tolist() == valid.tolist()
     assert len(split_documents(10, valid_fraction=0.01, seed=0)[1]) == 1  # at least one held out
+
+
+def test_training_windows_are_whole_and_unpadded() -> None:
+    stream = np.arange(4, 4 + 23, dtype=np.int32)  # 22 targets: 2 rows of 2 whole windows of 4; 6 left over
+    w = make_windows(stream, batch=2, window=4, pad=False)
+    assert w.inputs.tolist() == [[4, 5, 6, 7], [12, 13, 14, 15], [8, 9, 10, 11], [16, 17, 18, 19]]
+    assert w.targets.tolist() == [[5, 6, 7, 8], [13, 14, 15, 16], [9, 10, 11, 12], [17, 18, 19, 20]]
+    assert (w.batches, w.tokens) == (2, 16)
