@@ -15,7 +15,6 @@ from bot.generation import GenerationReport, generate
 from bot.queue import list_candidates
 from bot.store import Store
 from bot.store.schema import Status
-from models.config import preset
 from models.sampler import SamplingSettings
 from models.trainer import TrainingReporter, TrainingSummary
 from scrapers.files import read_documents
@@ -68,7 +67,7 @@ def run_demo(store: Store, settings: Settings, *, reporter: TrainingReporter | N
         added = add_documents(session, DEMO_NAME, read_documents(demo_data_path(), format="txt")).added
         summary = summarize(session, get_corpus(session, DEMO_NAME))
     on_stage(f"Training model {DEMO_NAME!r} on the CPU (at most {max_minutes:g} minutes)")
-    trained = training.train(store, settings, DEMO_NAME, DEMO_NAME, preset(preset_name), max_minutes=max_minutes,
+    trained = training.train(store, settings, DEMO_NAME, DEMO_NAME, preset_name, max_minutes=max_minutes,
                              replace=True, reporter=reporter)
     result = DemoResult(documents=summary.documents, words=summary.words, added=added, training=trained)
     on_stage(f"Sampling candidates, filtering them, and queueing them for bot {DEMO_NAME!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from datetime import UTC, datetime
 
@@ -9,13 +10,23 @@ from bot.config import Settings
 from bot.corpus import load_texts
 from bot.errors import BotError
 from bot.store import Store
-from models.config import ModelConfig
+from models.config import ModelConfig, preset
 from models.trainer import TrainingReporter, TrainingSummary, train_model
 
+AUTO = "auto"
+MEDIUM_FROM_WORDS = 200_000  # corpora this large train the "medium" recipe; smaller ones (titles, tweets) "small"
 
-def train(store: Store, settings: Settings, corpus: str, model_name: str, config: ModelConfig, *,
+
+def choose_preset(texts: list[str]) -> str:
+    """The preset `auto` stands for: the PTB-tuned "medium" recipe once a corpus has the words to feed it."""
+    words = sum(len(text.split()) for text in texts)
+    return "medium" if words >= MEDIUM_FROM_WORDS else "small"
+
+
+def train(store: Store, settings: Settings, corpus: str, model_name: str, config: ModelConfig | str, *,
           max_minutes: float | None = None, resume: bool = False, replace: bool = False,
-          reporter: TrainingReporter | None = None) -> TrainingSummary:
+          reporter: TrainingReporter | None = None, overrides: dict[str, object] | None = None) -> TrainingSummary:
+    """Train `config`, or the preset of that name ("auto": chosen by the corpus's size), changed by `overrides`."""
     directory = settings.model_dir(model_name)
     if directory.exists() and not (resume or replace):
         raise BotError(
@@ -25,7 +36,15 @@ def train(store: Store, settings: Settings, corpus: str, model_name: str, config
         raise BotError(f"There is no model named {model_name!r} to resume; train it without --resume first.")
     with store.session() as session:
         texts = load_texts(session, corpus)
+    preset_name = choose_preset(texts) if config == AUTO else config if isinstance(config, str) else None
+    if preset_name is not None:
+        config = preset(preset_name)
+    assert isinstance(config, ModelConfig)
+    config = config.replace(**(overrides or {}))
     if replace and not resume and directory.exists():
         shutil.rmtree(directory)
-    info = {"corpus": corpus, "documents": len(texts), "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
-    return train_model(texts, directory, config, reporter=reporter, max_minutes=max_minutes, resume=resume, info=info)
+    info = {"corpus": corpus, "documents": len(texts), "preset": preset_name,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    summary = train_model(texts, directory, config, reporter=reporter, max_minutes=max_minutes, resume=resume,
+                          info=info)
+    return dataclasses.replace(summary, preset=preset_name)

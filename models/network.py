@@ -11,7 +11,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from models.config import ModelConfig, weight_shapes
+from models.config import ModelConfig
 
 
 class TiedSoftmax(layers.Layer):

@@ -8,7 +8,10 @@ are needed the batch shrinks, so a step costs in proportion to the samples still
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +23,8 @@ from models.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, join, sp
 NEVER_SAMPLED = (PAD_ID, UNK_ID, BOS_ID)  # the sampler may end a text (<eos>) but never emit these
 DEFAULT_MAX_TOKENS = 60  # tokens per sample before it is cut off (titles are 10-20)
 DEFAULT_BATCH = 256  # samples advancing together
+PARALLEL_ROWS = 64  # from this many running samples, the per-row work is split across threads
+SAMPLING_THREADS = min(4, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -151,25 +156,14 @@ class Sampler:
 
     def _choose(self, logits: np.ndarray, settings: SamplingSettings,
                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One token per row from temperature/top-k/top-p; and its log-probability under the model (T = 1)."""
-        logits = logits.astype(np.float32, copy=True)
-        logits[:, NEVER_SAMPLED] = -np.inf
-        model_logp = logits - _logsumexp(logits)  # (B, V) log-probabilities at temperature 1
-        scaled = model_logp / settings.temperature
-        if settings.top_k and settings.top_k < scaled.shape[1]:
-            kth = np.partition(scaled, -settings.top_k, axis=1)[:, -settings.top_k][:, None]
-            scaled[scaled < kth] = -np.inf
-        probs = np.exp(scaled - scaled.max(axis=1, keepdims=True))
-        if settings.top_p < 1:
-            probs = _nucleus(probs, settings.top_p)
-        cumulative = np.cumsum(probs, axis=1)
-        draw = rng.random(len(probs), dtype=np.float32)[:, None] * cumulative[:, -1:]
-        tokens = np.minimum((cumulative <= draw).sum(axis=1), probs.shape[1] - 1)
-        # Rounding can land on a zero-probability token at the very end of a row; step back to a real one.
-        zero = probs[np.arange(len(tokens)), tokens] == 0
-        if zero.any():
-            tokens[zero] = probs[zero].argmax(axis=1)
-        return tokens, model_logp[np.arange(len(tokens)), tokens]
+        """One token per row, and its log-probability under the model; rows split across threads when many."""
+        draws = rng.random(len(logits))  # drawn here, in order, so a seed gives the same text however rows split
+        if len(logits) < PARALLEL_ROWS or SAMPLING_THREADS < 2:
+            return _choose_rows(logits, draws, settings)
+        bounds = np.linspace(0, len(logits), SAMPLING_THREADS + 1).astype(int)
+        parts = list(_pool().map(lambda ab: _choose_rows(logits[ab[0]:ab[1]], draws[ab[0]:ab[1]], settings),
+                                 zip(bounds[:-1], bounds[1:])))
+        return np.concatenate([t for t, _ in parts]), np.concatenate([p for _, p in parts])
 
     def _finish(self, prefix_pieces: list[str], ids: list[int], logprob: float) -> Sample:
         complete = ids[-1] == EOS_ID
@@ -178,9 +172,43 @@ class Sampler:
         return Sample(text=text, logprob=logprob, tokens=len(ids), complete=complete, ids=tuple(ids))
 
 
-def _logsumexp(x: np.ndarray) -> np.ndarray:
-    top = x.max(axis=1, keepdims=True)
-    return top + np.log(np.exp(x - top).sum(axis=1, keepdims=True))
+def _choose_rows(logits: np.ndarray, draws: np.ndarray,
+                 settings: SamplingSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens for rows of `logits` (B, V), overwritten, given uniform `draws` (B,).
+
+    Each pass over (B, V) costs about as much as the step's matrix products, so the passes are few: shift by the
+    row maximum, exponentiate, accumulate, and draw by binary search in each row's running sum.
+    """
+    rows = np.arange(len(logits))
+    logits[:, NEVER_SAMPLED] = -np.inf
+    np.subtract(logits, logits.max(axis=1, keepdims=True), out=logits)  # each row's maximum is now 0
+    if settings.temperature == 1:
+        weights = np.exp(logits)
+        normalizer = weights.sum(axis=1)
+    else:
+        weights = np.exp(logits * np.float32(1 / settings.temperature))
+        normalizer = np.exp(logits).sum(axis=1)  # the model's own distribution, for the log-probability
+    if settings.top_k and settings.top_k < weights.shape[1]:
+        kth = np.partition(weights, -settings.top_k, axis=1)[:, -settings.top_k][:, None]
+        weights[weights < kth] = 0
+    if settings.top_p < 1:
+        weights = _nucleus(weights, settings.top_p)
+    cumulative = np.cumsum(weights, axis=1)
+    targets = draws * cumulative[:, -1]
+    tokens = np.fromiter((np.searchsorted(c, t, side="right") for c, t in zip(cumulative, targets)),
+                         dtype=np.int64, count=len(targets))
+    # Rounding can land past a row's last token with any weight; step back to a real one.
+    tokens = np.minimum(tokens, weights.shape[1] - 1)
+    stray = weights[rows, tokens] == 0
+    if stray.any():
+        tokens[stray] = weights[stray].argmax(axis=1)
+    return tokens, logits[rows, tokens] - np.log(normalizer)
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """Threads for the per-row work: numpy releases the GIL in its loops over large arrays."""
+    return ThreadPoolExecutor(max_workers=SAMPLING_THREADS, thread_name_prefix="nnbot-sampler")
 
 
 def _nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:

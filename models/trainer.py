@@ -20,7 +20,7 @@ import numpy as np
 
 from models import artifact
 from models.config import ModelConfig, parameter_count
-from models.data import Windows, make_windows, shuffle_documents, split_documents
+from models.data import make_windows, shuffle_documents, split_documents
 from models.errors import ArtifactError, CorpusTooSmallError
 from models.sampler import Sampler, SamplingSettings
 from models.tokenizer import Tokenizer
@@ -94,6 +94,7 @@ class TrainingSummary:
     valid_tokens: int
     vocab_size: int
     parameters: int
+    preset: str | None = None  # the named preset trained, when one was
 
     @property
     def best(self) -> EpochResult:

@@ -19,7 +19,9 @@ SHOW_REJECTED = 5  # rejected samples `bot generate` shows, with their reasons
 def train(
     corpus: Annotated[str, typer.Argument(help="Corpus to train on.")],
     model: Annotated[str, typer.Option("--model", help="Name of the model to write.", callback=corpus_name)],
-    preset: Annotated[str, typer.Option("--preset", help="tiny|small|medium|zaremba-small")] = "small",
+    preset: Annotated[str, typer.Option(
+        "--preset", help="auto|tiny|small|medium|zaremba-small; auto: small for titles and tweets, "
+                         "medium from 200,000 words.")] = "auto",
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="At most this many epochs.")] = None,
     max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", min=0.01, help="Stop after this long.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue training an existing model.")] = False,
@@ -34,22 +36,26 @@ def train(
     from models.artifact import load_model
     from models.config import preset as get_preset
 
-    config = load_model(context.settings().model_dir(model)).config if resume else get_preset(preset)
+    if not resume and preset != training.AUTO:
+        get_preset(preset)  # an unknown name fails here, before the corpus is read
+    config = load_model(context.settings().model_dir(model)).config if resume else preset
     overrides = {k: v for k, v in {"epochs": epochs, "seed": seed}.items() if v is not None}
-    config = config.replace(**overrides)
     with TrainingDisplay() as display:
         summary = training.train(context.store(), context.settings(), corpus, model, config,
-                                 max_minutes=max_minutes, resume=resume, replace=force, reporter=display)
+                                 max_minutes=max_minutes, resume=resume, replace=force, reporter=display,
+                                 overrides=overrides)
     best = summary.best
-    result = {"model": model, "corpus": corpus, "path": str(summary.path), "best_epoch": summary.best_epoch,
+    result = {"model": model, "corpus": corpus, "path": str(summary.path), "preset": summary.preset,
+              "best_epoch": summary.best_epoch,
               "valid_perplexity": best.valid_perplexity, "train_perplexity": best.train_perplexity,
               "epochs": len(summary.epochs), "seconds": round(summary.seconds, 1), "stop_reason": summary.stop_reason,
               "vocab_size": summary.vocab_size, "parameters": summary.parameters}
     if json_:
         output.print_json(result)
     else:
+        chosen = f" ({summary.preset} preset)" if summary.preset else ""
         output.console.print(
-            f"Model {model!r}: held-out perplexity {best.valid_perplexity:.1f} at epoch {summary.best_epoch} "
+            f"Model {model!r}{chosen}: held-out perplexity {best.valid_perplexity:.1f} at epoch {summary.best_epoch} "
             f"({summary.seconds:.0f}s, {summary.vocab_size:,} word vocabulary, {summary.parameters:,} parameters).",
             markup=False)
 

@@ -151,3 +151,24 @@ def test_ctrl_c_exits_130_with_one_sentence_and_stores_nothing(bot, tmp_path: Pa
     assert (result.code, result.out) == (130, "")
     assert result.err == "Error: Interrupted; what was stored before the interruption is kept.\n"
     assert bot("corpus", "list", "--json").json == []
+
+
+def test_train_picks_a_preset_by_the_corpus_size(bot) -> None:  # type: ignore[no-untyped-def]
+    from bot.training import MEDIUM_FROM_WORDS, choose_preset
+    from models.config import parameter_count, preset
+
+    assert bot("import", str(TITLES), "--corpus", "hn").code == 0
+    unknown = bot("train", "hn", "--model", "t", "--preset", "huge")
+    assert (unknown.code, unknown.err) == (
+        1, "Error: There is no preset named 'huge'; choose one of tiny, small, medium, zaremba-small.\n")
+    trained = bot("train", "hn", "--model", "t", "--epochs", "1", "--json")
+    assert trained.code == 0, trained.err
+    info = trained.json
+    assert info["preset"] == "small"
+    assert info["parameters"] == parameter_count(preset("small"), info["vocab_size"])  # the small network was built
+    assert bot("model", "show", "t", "--json").json["preset"] == "small"
+
+    titles = TITLES.read_text(encoding="utf-8").splitlines()
+    assert choose_preset(titles) == "small"
+    words = sum(len(t.split()) for t in titles)
+    assert choose_preset(titles * (MEDIUM_FROM_WORDS // words + 1)) == "medium"
