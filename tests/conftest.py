@@ -7,7 +7,9 @@ there and drops it at the end. NNBOT_SKIP_POSTGRES=1 skips those tests where no 
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,3 +115,32 @@ def tiny_model(tiny_model_dir: Path):  # type: ignore[no-untyped-def]
     from models.artifact import load_model
 
     return load_model(tiny_model_dir)
+
+
+class Run:
+    """What one `bot` command did: its exit code, standard output and standard error."""
+
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    @property
+    def json(self):  # type: ignore[no-untyped-def]
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def bot(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run `bot ARGS…` in-process through the real entry point."""
+    from bot.cli import main
+
+    def run(*args: str) -> Run:
+        monkeypatch.setattr(sys, "argv", ["bot", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run

@@ -1,41 +1,13 @@
 """The command line as a user runs it: output, JSON, exit codes, and one-sentence errors."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from bot.cli import main
 
 TITLES = Path(__file__).resolve().parents[2] / "bot" / "data" / "hacker_news_2000.txt"
-
-
-class Run:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    @property
-    def json(self):  # type: ignore[no-untyped-def]
-        return json.loads(self.out)
-
-
-@pytest.fixture
-def bot(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Run `bot ARGS…` in-process through the real entry point."""
-
-    def run(*args: str) -> Run:
-        monkeypatch.setattr(sys, "argv", ["bot", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
-
-    return run
 
 
 def test_help_answers_without_loading_a_backend_or_the_database() -> None:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
 
-from bot.cli import main
 from bot.config import load_settings
 from bot.scraping import SourceSummary, scrape_reddit, scrape_x
 from bot.store import Store, open_store
@@ -33,32 +30,6 @@ def stored(store: Store, corpus: str) -> list[tuple[object, ...]]:
 def counts(summary: SourceSummary) -> tuple[object, ...]:
     return (summary.source, summary.fetched, summary.added, summary.already_present, dict(summary.skipped),
             summary.error)
-
-
-class Run:
-    def __init__(self, code: int, out: str, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    @property
-    def json(self):  # type: ignore[no-untyped-def]
-        return json.loads(self.out)
-
-
-@pytest.fixture
-def bot(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Run `bot ARGS…` in-process through the real entry point."""
-
-    def run(*args: str) -> Run:
-        monkeypatch.setattr(sys, "argv", ["bot", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
-
-    return run
 
 
 @pytest.fixture
