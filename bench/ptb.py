@@ -7,7 +7,7 @@ nnbot's vocabulary adds two special tokens (`<pad>`, `<bos>`) that never occur; 
 what the model leaves them, counted against it.
 
     python bench/ptb.py --data ../shared/data/ptb --preset zaremba-small
-    python bench/ptb.py --data ../shared/data/ptb --preset ptb-best --max-minutes 60
+    python bench/ptb.py --data ../shared/data/ptb --preset medium --max-minutes 60
 """
 
 from __future__ import annotations

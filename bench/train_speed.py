@@ -164,7 +164,8 @@ def main() -> None:
     best = max(rates.values())
     backend_square = rates[f"{keras.backend.backend()} {SQUARE}x{SQUARE}x{SQUARE}"]
     result = {
-        "machine": machine(), "backend": keras.backend.backend(), "keras": keras.__version__,
+        "machine": machine(), "date": time.strftime("%Y-%m-%d"), "backend": keras.backend.backend(),
+        "keras": keras.__version__,
         "config": {"layers": config.layers, "hidden": h, "vocab": VOCAB, "window": config.window,
                    "batch": config.batch_size},
         "macs_per_token_forward": macs_per_token(config, VOCAB), "flops_per_token": flops,
