@@ -116,11 +116,11 @@ PRESETS: dict[str, ModelConfig] = {
     # Small batches and windows give such a corpus enough updates per epoch (batch 32 x window 35 gave 16).
     "small": ModelConfig(embedding_dim=200, hidden_dim=200, layers=2, dropout=0.4, embedding_dropout=0.1,
                          window=20, batch_size=8, learning_rate=3e-3, epochs=40, patience=4),
-    # Larger corpora (a hundred thousand documents and more), and the recipe of bench/ptb.py: tied 300-wide
+    # Corpora of 200,000 words and more (`--preset auto`), and the recipe of bench/ptb.py: tied 300-wide
     # embeddings and layers (4.45 M parameters at a 10,000-word vocabulary), variational dropout, SGD with steps
     # clipped to norm 0.25 x lr (lr 20 on the per-token mean loss), constant for 8 epochs and then x0.7 per epoch
-    # (Zaremba et al.'s schedule, fitted to the ~25 epochs an hour gives on 2 CPU cores). Batch 20 beat 64 at equal
-    # time: valid 175 vs 229 after 5 minutes, because clipped SGD gains per update, not per token.
+    # (Zaremba et al.'s schedule, fitted to the ~20 epochs an hour gives on 2 CPU cores). Batch 20 beat 64 at equal
+    # time (valid 215 vs 229 after ~3.5 minutes), because clipped SGD gains per update, not per token.
     "medium": ModelConfig(embedding_dim=300, hidden_dim=300, layers=2, tied=True, dropout=0.4, embedding_dropout=0.1,
                           init_scale=0.1, window=35, batch_size=20, optimizer="sgd", learning_rate=20.0,
                           lr_decay=0.7, lr_decay_after=8, clip_norm=0.25, epochs=26, patience=4),
