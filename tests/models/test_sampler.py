@@ -58,6 +58,20 @@ def test_same_seed_same_samples_other_seed_other_samples(tokenizer: Tokenizer) -
     assert [s.text for s in first] != [s.text for s in sampler.sample(20, seed=8)]
 
 
+@pytest.mark.parametrize("settings", [SamplingSettings(), SamplingSettings(temperature=0.7, top_k=20, top_p=0.9)])
+def test_rows_split_across_threads_give_the_same_samples(tokenizer: Tokenizer, settings: SamplingSettings,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from models import sampler as module
+
+    sampler = make_sampler(tokenizer)
+    n = 3 * module.PARALLEL_ROWS  # enough rows that the split is used for many steps
+    monkeypatch.setattr(module, "SAMPLING_THREADS", 1)
+    alone = sampler.sample(n, settings, seed=5)
+    monkeypatch.setattr(module, "SAMPLING_THREADS", 3)
+    split = sampler.sample(n, settings, seed=5)
+    assert len(split) == n and split == alone
+
+
 def test_never_emits_unk_pad_or_bos_even_when_the_model_prefers_them(tokenizer: Tokenizer) -> None:
     sampler = make_sampler(tokenizer, **{f"_{UNK_ID}": 50.0, f"_{BOS_ID}": 40.0, f"_{EOS_ID}": 10.0})
     samples = sampler.sample(30, SamplingSettings(max_tokens=5), seed=0)
