@@ -109,6 +109,11 @@ def load_texts(session: Session, corpus_name: str) -> list[str]:
     return list(iter_texts(session, corpus_name))
 
 
+def count_words(texts: Iterable[str]) -> int:
+    """Whitespace-separated words: the corpus size `bot corpus list` shows and `--preset auto` goes by."""
+    return sum(len(text.split()) for text in texts)
+
+
 def summarize(session: Session, corpus: Corpus) -> CorpusSummary:
     by_source = session.execute(
         select(StoredDocument.source, func.count()).where(StoredDocument.corpus_id == corpus.id)
@@ -117,7 +122,7 @@ def summarize(session: Session, corpus: Corpus) -> CorpusSummary:
     last_added = session.scalar(select(func.max(StoredDocument.added_at)).where(StoredDocument.corpus_id == corpus.id))
     if isinstance(last_added, str):  # SQLite returns max() of a datetime column as text
         last_added = datetime.fromisoformat(last_added)
-    words = sum(len(text.split()) for text in iter_texts(session, corpus.name))
+    words = count_words(iter_texts(session, corpus.name))
     return CorpusSummary(name=corpus.name, documents=sum(n for _, n in by_source), words=words,
                          sources={source: n for source, n in by_source}, created_at=corpus.created_at,
                          last_added=Corpus.created_at.type.process_result_value(last_added, None) if last_added else None)

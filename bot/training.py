@@ -7,7 +7,7 @@ import shutil
 from datetime import UTC, datetime
 
 from bot.config import Settings
-from bot.corpus import load_texts
+from bot.corpus import count_words, load_texts
 from bot.errors import BotError
 from bot.store import Store
 from models.config import ModelConfig, preset
@@ -19,14 +19,16 @@ MEDIUM_FROM_WORDS = 200_000  # corpora this large train the "medium" recipe; sma
 
 def choose_preset(texts: list[str]) -> str:
     """The preset `auto` stands for: the PTB-tuned "medium" recipe once a corpus has the words to feed it."""
-    words = sum(len(text.split()) for text in texts)
-    return "medium" if words >= MEDIUM_FROM_WORDS else "small"
+    return "medium" if count_words(texts) >= MEDIUM_FROM_WORDS else "small"
 
 
 def train(store: Store, settings: Settings, corpus: str, model_name: str, config: ModelConfig | str, *,
           max_minutes: float | None = None, resume: bool = False, replace: bool = False,
           reporter: TrainingReporter | None = None, overrides: dict[str, object] | None = None) -> TrainingSummary:
     """Train `config`, or the preset of that name ("auto": chosen by the corpus's size), changed by `overrides`."""
+    preset_name = config if isinstance(config, str) else None
+    if preset_name is not None and preset_name != AUTO:
+        config = preset(preset_name)  # an unknown name fails here, before anything is read
     directory = settings.model_dir(model_name)
     if directory.exists() and not (resume or replace):
         raise BotError(
@@ -36,8 +38,8 @@ def train(store: Store, settings: Settings, corpus: str, model_name: str, config
         raise BotError(f"There is no model named {model_name!r} to resume; train it without --resume first.")
     with store.session() as session:
         texts = load_texts(session, corpus)
-    preset_name = choose_preset(texts) if config == AUTO else config if isinstance(config, str) else None
-    if preset_name is not None:
+    if preset_name == AUTO:
+        preset_name = choose_preset(texts)
         config = preset(preset_name)
     assert isinstance(config, ModelConfig)
     config = config.replace(**(overrides or {}))

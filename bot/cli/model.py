@@ -34,10 +34,7 @@ def train(
     from bot.cli import context, output
     from bot.cli.progress import TrainingDisplay
     from models.artifact import load_model
-    from models.config import preset as get_preset
 
-    if not resume and preset != training.AUTO:
-        get_preset(preset)  # an unknown name fails here, before the corpus is read
     config = load_model(context.settings().model_dir(model)).config if resume else preset
     overrides = {k: v for k, v in {"epochs": epochs, "seed": seed}.items() if v is not None}
     with TrainingDisplay() as display:
