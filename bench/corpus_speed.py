@@ -18,9 +18,7 @@ ending with a mark. Stages, in one process so peak memory counts everything held
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -31,17 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from bench.train_speed import machine  # noqa: E402
+from bench.common import machine, peak_mb, today, write_result  # noqa: E402
 
 VOCABULARY = 200_000  # distinct words in the synthetic corpus
 ZIPF_EXPONENT = 1.1
 WORDS_PER_DOCUMENT = (10, 30)  # inclusive range
 MARKS = (".", "?", "!", ":")
 CHECKS = 1000  # novelty checks timed
-
-
-def peak_mb() -> int:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def synthetic_corpus(documents: int, seed: int = 0) -> tuple[list[str], int]:
@@ -113,15 +107,13 @@ def main() -> None:
     args = parser.parse_args()
     start = time.perf_counter()
     texts, words = synthetic_corpus(args.documents)
-    result: dict[str, object] = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "documents": len(texts),
+    result: dict[str, object] = {"machine": machine(), "date": today(), "documents": len(texts),
                                  "words": words, "generate_seconds": round(time.perf_counter() - start, 1),
                                  "corpus_peak_mb": peak_mb()}
     result["tokenize"] = tokenize(texts, words)
     result["train"] = train(texts, args.train_minutes)
     result["novelty"] = novelty(texts)
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result, args.json)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ the cap (60 tokens) cuts off the few that do not, and those are not counted as c
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -22,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from bench.train_speed import machine  # noqa: E402
+from bench.common import machine, today, write_result  # noqa: E402
 from models.config import ModelConfig, weight_shapes  # noqa: E402
 from models.sampler import Sampler, SamplingSettings  # noqa: E402
 from models.tokenizer import EOS_ID, SPECIALS, Tokenizer  # noqa: E402
@@ -68,15 +67,13 @@ def main() -> None:
     sampler = model()
     sampler.sample(8, SETTINGS, seed=0)  # first calls pay for allocation
     result = {
-        "machine": machine(), "date": time.strftime("%Y-%m-%d"), "numpy": np.__version__,
+        "machine": machine(), "date": today(), "numpy": np.__version__,
         "model": {"layers": CONFIG.layers, "hidden": CONFIG.hidden_dim, "vocab": VOCAB},
         "n=256 at once": measure(sampler, n=256, batch=256, runs=4),
         "n=2048, 256 at a time (refilled)": measure(sampler, n=2048, batch=256, runs=1),
         "n=1": measure(sampler, n=1, batch=1, runs=50),
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result, args.json)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import sys
 import time
 from collections import Counter
@@ -27,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from bench.train_speed import machine  # noqa: E402
+from bench.common import machine, peak_mb, today  # noqa: E402
 from models.config import PRESETS, parameter_count  # noqa: E402
 from models.tokenizer import EOS_ID, SPECIALS, UNK_ID, Tokenizer  # noqa: E402
 from models.trainer import EpochResult, Trainer  # noqa: E402
@@ -85,7 +84,8 @@ def _setting(item: str) -> tuple[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="folder with ptb.train.txt, ptb.valid.txt, ptb.test.txt")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="folder with ptb.train.txt, ptb.valid.txt, ptb.test.txt")
     parser.add_argument("--preset", default="zaremba-small", choices=sorted(PRESETS))
     parser.add_argument("--epochs", type=int, help="override the preset's epoch limit")
     parser.add_argument("--max-minutes", type=float, help="training time limit")
@@ -116,15 +116,16 @@ def main() -> None:
     test_loss = trainer.evaluate(streams[2])
     best = summary.best
     result = {
-        "preset": args.preset, "changes": changes, "machine": machine(), "date": time.strftime("%Y-%m-%d"),
+        "preset": args.preset, "changes": changes, "machine": machine(), "date": today(),
         "backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
         "vocabulary": tokenizer.size, "parameters": parameter_count(config, tokenizer.size),
         "tokens": {"train": int(len(streams[0])), "valid": int(len(streams[1])), "test": int(len(streams[2]))},
         "epochs": len(summary.epochs), "best_epoch": summary.best_epoch, "stop_reason": summary.stop_reason,
         "valid_perplexity": round(best.valid_perplexity, 2), "test_perplexity": round(math.exp(test_loss), 2),
-        "published": None if set(changes) - {"epochs"} else PUBLISHED.get(args.preset), "training_minutes": round(summary.seconds / 60, 1),
+        "published": None if set(changes) - {"epochs"} else PUBLISHED.get(args.preset),
+        "training_minutes": round(summary.seconds / 60, 1),
         "wall_minutes": round((time.monotonic() - started) / 60, 1),
-        "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_memory_mb": peak_mb(),
         "history": [{"epoch": e.epoch, "train_ppl": round(e.train_perplexity, 2),
                      "valid_ppl": round(e.valid_perplexity, 2), "lr": e.learning_rate,
                      "seconds": round(e.seconds), "tokens_per_second": round(e.tokens_per_second)}

@@ -24,9 +24,7 @@ lookup). Backward counts twice the forward (the gradients with respect to inputs
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -36,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from bench.common import machine, today, write_result  # noqa: E402
 from models.config import ModelConfig  # noqa: E402
 
 REFERENCE = ModelConfig(embedding_dim=200, hidden_dim=200, layers=2, tied=False, dropout=0.0,
@@ -126,22 +125,6 @@ def training_rate(config: ModelConfig, vocab: int, *, steps: int) -> dict[str, f
     return {"tokens_per_second": n * config.window / best, "seconds": best}
 
 
-def machine() -> dict[str, object]:
-    """The CPU model, its cores, and its widest vector instructions (machines of one name differ in them)."""
-    cpu, flags = "", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and not cpu:
-                cpu = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    vector = next((f for f in ("avx512f", "avx2", "avx", "neon", "asimd") if f in flags), None)
-    return {"cpu": cpu or platform.processor(), "cores": os.cpu_count(), "vector": vector, "python": platform.python_version()}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=REFERENCE.batch_size, help="parallel streams per step")
@@ -164,7 +147,7 @@ def main() -> None:
     best = max(rates.values())
     backend_square = rates[f"{keras.backend.backend()} {SQUARE}x{SQUARE}x{SQUARE}"]
     result = {
-        "machine": machine(), "date": time.strftime("%Y-%m-%d"), "backend": keras.backend.backend(),
+        "machine": machine(), "date": today(), "backend": keras.backend.backend(),
         "keras": keras.__version__,
         "config": {"layers": config.layers, "hidden": h, "vocab": VOCAB, "window": config.window,
                    "batch": config.batch_size},
@@ -174,9 +157,7 @@ def main() -> None:
         "ratio_to_best_matmul": round(achieved / best, 3),
         "ratio_to_backend_square_matmul": round(achieved / backend_square, 3),
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result, args.json)
 
 
 if __name__ == "__main__":
