@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -38,6 +39,7 @@ class Settings(BaseSettings):
     bot_home: Path = Field(default_factory=default_home)
     bot_database_url: str | None = None  # default: sqlite:///BOT_HOME/bot.db
     bot_sleep_scale: float = Field(default=1.0, ge=0)  # multiplies every wait (rate limits, pacing); tests set 0
+    bot_lease_seconds: float = Field(default=60.0, ge=1)  # a `bot run` that stops renewing loses the database then
 
     reddit_client_id: str | None = None
     reddit_client_secret: SecretStr | None = None
@@ -124,20 +126,78 @@ def parse_duration(text: str) -> int:
 
 
 Duration = Annotated[str, Field(description="a duration like '30m', '4h', '1d'")]
+CRON_FIELDS = 5  # minute hour day-of-month month day-of-week
+
+
+def is_cron(text: str) -> bool:
+    return len(text.split()) == CRON_FIELDS
+
+
+def check_schedule_entry(text: str, timezone: str = "UTC") -> str:
+    """A duration ('4h') or a five-field cron expression ('0 9,13,18 * * *'); ValueError says what is wrong."""
+    if not is_cron(text):
+        try:
+            parse_duration(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is neither a duration like '30m', '4h' or '1d' nor a five-field cron "
+                             "expression like '0 9,13,18 * * *'") from None
+        if parse_duration(text) <= 0:
+            raise ValueError(f"{text!r} is no time at all; give a duration of at least 1s")
+        return text
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(text, timezone=timezone)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a valid cron expression ({exc})") from None
+    return text
 
 
 class ScheduleConfig(_Strict):
-    post: Duration = "4h"  # between posts
-    refill: Duration = "1h"  # between queue refills
-    scrape: Duration | None = None  # between re-scrapes of the bot's sources; None: never
-    retrain: Duration | None = None  # between retrainings; None: never
+    """`[bot.schedule]`: when each job runs. An entry is a duration ('4h': that long apart) or a cron expression."""
 
-    @field_validator("post", "refill", "scrape", "retrain")
+    # Declared first: the entries below are checked against the time zone.
+    timezone: str = "UTC"  # for cron entries, and the day the daily cap counts in
+    jitter: Duration | None = None  # each run starts up to this much later, at random, so posts look less mechanical
+    post: str = "4h"  # between posts
+    refill: str = "1h"  # between queue refills (the first refill runs as soon as the bot is scheduled)
+    scrape: str | None = None  # between re-scrapes of the bot's sources; None: never
+    retrain: str | None = None  # between retrainings; None: never
+
+    @field_validator("timezone")
     @classmethod
-    def _valid_duration(cls, value: str | None) -> str | None:
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a time zone name like 'UTC' or 'Europe/Berlin'") from None
+        return value
+
+    @field_validator("jitter")
+    @classmethod
+    def _valid_jitter(cls, value: str | None) -> str | None:
         if value is not None:
             parse_duration(value)
         return value
+
+    @field_validator("post", "refill", "scrape", "retrain")
+    @classmethod
+    def _valid_entry(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else check_schedule_entry(value, info.data.get("timezone") or "UTC")
+
+    def entries(self) -> dict[str, str]:
+        """The jobs this schedule runs, by job name (refill, post, scrape, train), and when."""
+        jobs = {"refill": self.refill, "post": self.post, "scrape": self.scrape, "train": self.retrain}
+        return {job: entry for job, entry in jobs.items() if entry is not None}
+
+
+class TrainingOptions(_Strict):
+    """`[bot.training]`: how the train job retrains the bot's model."""
+
+    preset: str = "auto"  # as `bot train --preset`
+    max_minutes: float = Field(default=30.0, gt=0, le=24 * 60)  # minutes of training per retrain, at most
 
 
 class RedditSource(_Strict):
@@ -164,6 +224,14 @@ class FileSource(_Strict):
 Source = Annotated[RedditSource | XSource | FileSource, Field(discriminator="type")]
 
 
+class RedditPostOptions(_Strict):
+    """`[bot.reddit]`: what goes with each title posted to Reddit."""
+
+    body: str | None = None  # a self-post's text under every title; None: a title-only self-post
+    flair_id: str | None = None  # the subreddit's flair template id, where it requires flair
+    flair_text: str | None = None  # flair text, for an editable flair template
+
+
 class BotConfig(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     corpus: str = Field(pattern=NAME_PATTERN)
@@ -175,8 +243,13 @@ class BotConfig(_Strict):
     schedule: ScheduleConfig = ScheduleConfig()
     sampling: SamplingConfig = SamplingConfig()
     filters: FilterConfig = FilterConfig()
+    reddit: RedditPostOptions = RedditPostOptions()
+    training: TrainingOptions = TrainingOptions()
     queue_size: int = Field(default=20, ge=1, le=10_000)  # pending + approved candidates kept ready
-    daily_cap: int = Field(default=5, ge=1, le=1000)  # posts per UTC day, at most
+    daily_cap: int = Field(default=5, ge=1, le=1000)  # posts per day (in schedule.timezone), at most
+    # Which pending candidate an autonomous bot posts first: the best mean log-probability per token (fluent
+    # text of any length), the best total log-probability (favours short texts), or the oldest.
+    rank_by: Literal["mean_logprob", "logprob", "oldest"] = "mean_logprob"
 
     @model_validator(mode="after")
     def _destination_needed(self) -> BotConfig:
@@ -187,6 +260,11 @@ class BotConfig(_Strict):
     @property
     def model_name(self) -> str:
         return self.model or self.name
+
+    @property
+    def target(self) -> str:
+        """Where the bot posts, for people: "reddit r/test", "x", "file posts.jsonl"."""
+        return f"{self.platform} {self.destination}" if self.destination else self.platform
 
 
 class BotsFile(_Strict):

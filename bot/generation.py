@@ -58,8 +58,9 @@ def novelty_index(session: Session, corpus_name: str, cache_dir: Path) -> Novelt
 def generate(store: Store, settings: Settings, model_name: str, *, n: int, sampling: SamplingSettings,
              prefix: str = "", seed: int | None = None, platform: str = DEFAULT_PLATFORM,
              filters: FilterConfig | None = FilterConfig(), enqueue_bot: str | None = None,
-             progress: Callable[[int], None] | None = None) -> GenerationReport:
-    """Sample `n` texts; with `filters`, keep those every filter passes; with `enqueue_bot`, queue them as pending."""
+             enqueue_limit: int | None = None, progress: Callable[[int], None] | None = None) -> GenerationReport:
+    """Sample `n` texts; with `filters`, keep those every filter passes; with `enqueue_bot`, queue them as pending
+    (at most `enqueue_limit` of them: the best by mean log-probability per token)."""
     started = time.monotonic()
     model = registry.load(settings, model_name)
     report = GenerationReport(model=model_name)
@@ -80,7 +81,12 @@ def generate(store: Store, settings: Settings, model_name: str, *, n: int, sampl
         if enqueue_bot:
             record = queue.SamplingRecord(model=model_name, temperature=sampling.temperature, top_k=sampling.top_k,
                                           top_p=sampling.top_p, prefix=prefix or None, seed=seed)
-            report.enqueued = queue.enqueue(session, enqueue_bot, report.accepted, record)
+            chosen = report.accepted
+            if enqueue_limit is not None and len(chosen) > enqueue_limit:
+                ranked = sorted(chosen, key=lambda s: s.logprob / max(s.tokens, 1), reverse=True)
+                best = {id(s) for s in ranked[:enqueue_limit]}
+                chosen = [s for s in report.accepted if id(s) in best]  # in sampled order
+            report.enqueued = queue.enqueue(session, enqueue_bot, chosen, record)
     report.seconds = time.monotonic() - started
     return report
 

@@ -94,15 +94,16 @@ def _move(session: Session, ids: Sequence[int], allowed: tuple[Status, ...], to:
 
 
 def approve(session: Session, ids: Sequence[int]) -> list[Candidate]:
-    def clear_reason(c: Candidate) -> None:
-        c.reason = None
+    """Approve candidates; review-mode bots post them in the order they were approved."""
+    def approved_now(c: Candidate) -> None:
+        c.reason, c.retry_at, c.approved_at = None, None, c.updated_at
 
-    return _move(session, ids, APPROVABLE, Status.APPROVED, clear_reason)
+    return _move(session, ids, APPROVABLE, Status.APPROVED, approved_now)
 
 
 def reject(session: Session, ids: Sequence[int], *, reason: str | None = None) -> list[Candidate]:
     def set_reason(c: Candidate) -> None:
-        c.reason = reason or "rejected by a reviewer"
+        c.reason, c.retry_at = reason or "rejected by a reviewer", None
 
     return _move(session, ids, REJECTABLE, Status.REJECTED, set_reason)
 
@@ -131,4 +132,5 @@ def candidate_json(c: Candidate) -> dict[str, object]:
         "tokens": c.tokens, "temperature": c.temperature, "top_k": c.top_k, "top_p": c.top_p, "prefix": c.prefix,
         "seed": c.seed, "reason": c.reason, "created_at": iso(c.created_at), "updated_at": iso(c.updated_at),
         "posted_at": iso(c.posted_at), "remote_id": c.remote_id, "remote_url": c.remote_url, "attempts": c.attempts,
+        "approved_at": iso(c.approved_at), "claimed_at": iso(c.claimed_at), "retry_at": iso(c.retry_at),
     }

@@ -1,19 +1,32 @@
-"""Train a model on a corpus in the store and write it to BOT_HOME/models/NAME."""
+"""Train a model on a corpus in the store and write it to BOT_HOME/models/NAME; retrain and swap it in atomically.
+
+A retrained model is written to BOT_HOME/models/.versions/NAME/STAMP/ and, once training has finished, swapped in
+by replacing the symlink BOT_HOME/models/NAME in one rename: a reader loads the old model or the new one, never
+half of each, and a retrain that fails or is interrupted leaves the old model serving.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 import shutil
+import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bot.config import Settings
 from bot.corpus import count_words, load_texts
 from bot.errors import BotError
 from bot.store import Store
 from models.config import ModelConfig, preset
-from models.trainer import TrainingReporter, TrainingSummary, train_model
+from models.trainer import LogReporter, TrainingReporter, TrainingSummary, train_model
+
+logger = logging.getLogger(__name__)
 
 AUTO = "auto"
+VERSIONS = ".versions"  # BOT_HOME/models/.versions/NAME/STAMP: retrained models
+KEEP_VERSIONS = 2  # retrained versions kept per model: the one serving and the one before it
 MEDIUM_FROM_WORDS = 200_000  # corpora this large train the "medium" recipe; smaller ones (titles, tweets) "small"
 
 
@@ -24,12 +37,14 @@ def choose_preset(texts: list[str]) -> str:
 
 def train(store: Store, settings: Settings, corpus: str, model_name: str, config: ModelConfig | str, *,
           max_minutes: float | None = None, resume: bool = False, replace: bool = False,
-          reporter: TrainingReporter | None = None, overrides: dict[str, object] | None = None) -> TrainingSummary:
-    """Train `config`, or the preset of that name ("auto": chosen by the corpus's size), changed by `overrides`."""
+          reporter: TrainingReporter | None = None, overrides: dict[str, object] | None = None,
+          directory: Path | None = None) -> TrainingSummary:
+    """Train `config`, or the preset of that name ("auto": chosen by the corpus's size), changed by `overrides`,
+    into BOT_HOME/models/`model_name` (or `directory`)."""
     preset_name = config if isinstance(config, str) else None
     if preset_name is not None and preset_name != AUTO:
         config = preset(preset_name)  # an unknown name fails here, before anything is read
-    directory = settings.model_dir(model_name)
+    directory = directory or settings.model_dir(model_name)
     if directory.exists() and not (resume or replace):
         raise BotError(
             f"A model named {model_name!r} exists; pass --resume to continue training it or --force to replace it."
@@ -43,10 +58,65 @@ def train(store: Store, settings: Settings, corpus: str, model_name: str, config
         config = preset(preset_name)
     assert isinstance(config, ModelConfig)
     config = config.replace(**(overrides or {}))
-    if replace and not resume and directory.exists():
+    if replace and not resume and directory.is_symlink():
+        directory.unlink()  # a retrained model: its versions stay under .versions until the next retrain
+    elif replace and not resume and directory.exists():
         shutil.rmtree(directory)
     info = {"corpus": corpus, "documents": len(texts), "preset": preset_name,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
     summary = train_model(texts, directory, config, reporter=reporter, max_minutes=max_minutes, resume=resume,
                           info=info)
     return dataclasses.replace(summary, preset=preset_name)
+
+
+class TrainingCancelled(BotError):
+    """The service is stopping; the model being trained is discarded."""
+
+
+class _Cancellable(LogReporter):
+    """Logs progress, and stops training at the next batch once `stopping` is set."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self.stopping = stopping
+
+    def on_batch(self, **kwargs: object) -> None:
+        if self.stopping.is_set():
+            raise TrainingCancelled("Retraining was cancelled because the service is stopping; the old model serves.")
+
+
+def retrain(store: Store, settings: Settings, corpus: str, model_name: str, preset_name: str, *,
+            max_minutes: float, stopping: threading.Event | None = None,
+            lock: threading.Lock | None = None) -> TrainingSummary:
+    """Train a new version of `model_name` on `corpus` and swap it in once it is complete (holding `lock`, which
+    whoever loads the model for sampling holds too)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    directory = settings.models_dir / VERSIONS / model_name / stamp
+    reporter = _Cancellable(stopping or threading.Event())
+    try:
+        summary = train(store, settings, corpus, model_name, preset_name, max_minutes=max_minutes,
+                        reporter=reporter, directory=directory)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    with lock or threading.Lock():
+        swap_in(settings, model_name, directory)
+    return summary
+
+
+def swap_in(settings: Settings, model_name: str, version: Path) -> None:
+    """Point BOT_HOME/models/`model_name` at `version` in one rename, then drop versions beyond KEEP_VERSIONS."""
+    link = settings.model_dir(model_name)
+    temporary = link.with_name(f".{model_name}.swap")
+    if temporary.is_symlink() or temporary.exists():
+        temporary.unlink()
+    os.symlink(os.path.relpath(version, link.parent), temporary)
+    if link.exists() and not link.is_symlink():
+        # A model from `bot train`: it becomes the first version. Between these two renames the name is
+        # missing for an instant; the service never loads a bot's model while it swaps that model.
+        os.rename(link, version.parent / f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-trained")
+    os.replace(temporary, link)
+    logger.info("model %s now serves %s", model_name, version)
+    current = link.resolve()
+    versions = sorted((p for p in version.parent.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
+    for old in [p for p in versions if p.resolve() != current][KEEP_VERSIONS - 1:]:
+        shutil.rmtree(old, ignore_errors=True)

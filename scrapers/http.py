@@ -37,8 +37,10 @@ class RetryingAdapter(HTTPAdapter):
     `moved=("https://api.twitter.com", X_API_URL)` sends its requests to X_API_URL instead.
     """
 
-    def __init__(self, *, sleep_scale: float, moved: tuple[str, str] | None = None) -> None:
-        super().__init__(max_retries=retry_policy(sleep_scale=sleep_scale))
+    def __init__(self, *, sleep_scale: float, moved: tuple[str, str] | None = None, retries: bool = True) -> None:
+        # retries=False: every request is sent once, as a post must be (a repeated POST could post twice).
+        super().__init__(max_retries=retry_policy(sleep_scale=sleep_scale) if retries else Retry(total=0, read=0,
+                                                                                             redirect=0))
         self.moved = moved
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
@@ -49,12 +51,12 @@ class RetryingAdapter(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
-def session(*, user_agent: str | None, sleep_scale: float) -> requests.Session:
-    """A `requests` session that retries server errors and sends `user_agent`."""
+def session(*, user_agent: str | None, sleep_scale: float, retries: bool = True) -> requests.Session:
+    """A `requests` session that sends `user_agent` and retries server errors (unless `retries` is False)."""
     http = requests.Session()
     if user_agent:
         http.headers["User-Agent"] = user_agent
-    adapter = RetryingAdapter(sleep_scale=sleep_scale)
+    adapter = RetryingAdapter(sleep_scale=sleep_scale, retries=retries)
     http.mount("https://", adapter)
     http.mount("http://", adapter)
     return http

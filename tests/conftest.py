@@ -80,7 +80,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS candidates, documents, corpora, alembic_version CASCADE"))
+        conn.execute(text("DROP TABLE IF EXISTS candidates, documents, corpora, bot_states, job_runs, service_lease, "
+                          "apscheduler_jobs, alembic_version CASCADE"))
     engine.dispose()
 
 

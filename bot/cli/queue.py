@@ -9,7 +9,7 @@ import typer
 from bot.cli import app
 from bot.cli.options import JSON
 
-queue_app = typer.Typer(help="Review candidates: list, approve, reject, edit.", no_args_is_help=True)
+queue_app = typer.Typer(help="Review candidates: list, approve, reject, edit, reconcile.", no_args_is_help=True)
 app.add_typer(queue_app, name="queue")
 
 STATUSES = ("pending", "approved", "rejected", "posting", "posted", "failed", "unknown")  # store.schema.Status
@@ -81,6 +81,29 @@ def edit(candidate_id: Annotated[int, typer.Argument(help="Candidate id.")],
         filters = filters_for_candidate(session, context.settings(), candidate, context.bot_config(candidate.bot))
         queue.edit(session, candidate_id, text, filters)
     output.console.print(f"Edited candidate {candidate_id}.", markup=False)
+
+
+@queue_app.command()
+def reconcile(bot: Annotated[Optional[str], typer.Option("--bot", help="Only this bot's candidates.")] = None,
+              json_: JSON = False) -> None:
+    """Look for each `unknown` candidate among its account's recent posts: found ones become `posted`."""
+    from bot import posting
+    from bot.cli import context, output
+
+    results = posting.reconcile(context.store(), context.settings(), context.bots(), bot_name=bot)
+    if json_:
+        output.print_json([{"bot": r.bot, "found": [{"candidate": i, "url": u} for i, u in r.found],
+                            "still_unknown": r.missing, "error": r.error} for r in results])
+        return
+    if not results:
+        output.console.print("No candidate's outcome is unknown.", markup=False)
+    for r in results:
+        for candidate_id, url in r.found:
+            output.console.print(f"Candidate {candidate_id} ({r.bot}) was posted: {url}", markup=False)
+        if r.missing:
+            output.console.print(f"Still unknown for bot {r.bot!r}: {', '.join(map(str, r.missing))} "
+                                 f"({r.error or 'not among the latest posts'}); approve each again to post it, "
+                                 "or reject it.", markup=False)
 
 
 def _ids(candidates) -> str:  # type: ignore[no-untyped-def]

@@ -51,6 +51,15 @@ def open_store(url: str) -> Store:
     return Store(engine)
 
 
+def insert_ignoring_conflict(session: Session, model: type, values: dict[str, object]) -> bool:
+    """INSERT a row unless one with its key exists (the same statement on SQLite and PostgreSQL); True if added."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    result = session.execute(insert(model).values(**values).on_conflict_do_nothing())
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def _prepare_sqlite(engine: Engine) -> None:
     database = engine.url.database
     if database and database != ":memory:":
@@ -92,4 +101,4 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
-__all__ = ["Store", "open_store", "upgrade", "SQLAlchemyError"]
+__all__ = ["Store", "open_store", "upgrade", "insert_ignoring_conflict", "SQLAlchemyError"]

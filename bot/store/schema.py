@@ -1,4 +1,4 @@
-"""The tables: corpora and their documents, and the candidates a bot may post.
+"""The tables: corpora and their documents, the candidates a bot may post, and the service's own state.
 
 The schema is created and changed only by the Alembic migrations in `bot/migrations`; a test checks that
 the migrations and these classes agree, on SQLite and PostgreSQL.
@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import (BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Integer, MetaData, String, Text,
-                        TypeDecorator, UniqueConstraint)
+from sqlalchemy import (BigInteger, CheckConstraint, Column, DateTime, Float, ForeignKey, Index, Integer, LargeBinary,
+                        MetaData, String, Table, Text, TypeDecorator, Unicode, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAME_LENGTH = 64  # corpus, model and bot names (bot.config.NAME_PATTERN)
@@ -94,7 +94,9 @@ _STATUSES = ", ".join(f"'{s.value}'" for s in Status)
 
 class Candidate(Base):
     __tablename__ = "candidates"
-    __table_args__ = (CheckConstraint(f"status IN ({_STATUSES})", name="status"),)
+    __table_args__ = (CheckConstraint(f"status IN ({_STATUSES})", name="status"),
+                      Index("ix_candidates_bot_status", "bot", "status"),  # the post job's and the cap's query
+                      Index("ix_candidates_bot_claimed_at", "bot", "claimed_at"))  # posts of the day
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     bot: Mapped[str] = mapped_column(String(NAME_LENGTH), index=True)
@@ -116,3 +118,57 @@ class Candidate(Base):
     remote_id: Mapped[str | None] = mapped_column(String(128))
     remote_url: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # posting attempts
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # review mode posts in this order
+    claimed_by: Mapped[str | None] = mapped_column(String(128))  # the process that moved it to `posting`
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when; the daily cap counts by it
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a `failed` one is retried then; None: never
+
+
+class BotState(Base):
+    """One row per bot: the lock that serialises its claims, and a platform's wait that holds back its posts."""
+
+    __tablename__ = "bot_states"
+
+    bot: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    claims: Mapped[int] = mapped_column(Integer, default=0)  # bumped by every claim: the row lock is the point
+    post_not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a rate limit's end
+    wait_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class JobRun(Base):
+    """What each scheduled (or hand-run) job of a bot did: `bot status` shows the last error from here."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (Index("ix_job_runs_bot_job", "bot", "job", "id"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)
+    bot: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    job: Mapped[str] = mapped_column(String(16))  # refill, post, scrape, train, reconcile
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(16))  # ok, nothing, waiting, error, cancelled
+    message: Mapped[str | None] = mapped_column(Text)  # one sentence for people
+    owner: Mapped[str | None] = mapped_column(String(128))
+
+
+class ServiceLease(Base):
+    """Who runs the scheduler on this database: one `bot run` at a time, until its lease expires."""
+
+    __tablename__ = "service_lease"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)  # "scheduler"
+    owner: Mapped[str] = mapped_column(String(128))  # "host:pid:random"
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+# APScheduler's job store table, as its SQLAlchemyJobStore defines it (apscheduler 3.x); created here by a
+# migration like every other table, so the store finds it in place and the schema has one author.
+SCHEDULER_JOBS = "apscheduler_jobs"
+scheduler_jobs = Table(
+    SCHEDULER_JOBS, Base.metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)

@@ -94,7 +94,11 @@ def test_a_good_bots_file(tmp_path: Path) -> None:
     (GOOD.replace('mode = "autonomous"', 'mode = "yolo"'),
      "line 18: bot 'tweets' field mode: Input should be 'review' or 'autonomous'."),
     (GOOD.replace('post = "2h"', 'post = "often"'),
-     "line 21: bot 'tweets' field schedule.post: 'often' is not a duration like '30m', '4h' or '1d'."),
+     "line 21: bot 'tweets' field schedule.post: 'often' is neither a duration like '30m', '4h' or '1d' nor a "
+     "five-field cron expression like '0 9,13,18 * * *'."),
+    (GOOD.replace('post = "2h"', 'post = "0 25 * * *"'),
+     "line 21: bot 'tweets' field schedule.post: '0 25 * * *' is not a valid cron expression (Error validating "
+     "expression '25': the last value (25) is higher than the maximum value (23))."),
     (GOOD.replace('platform = "reddit"', 'platfrom = "reddit"'),
      "line 8: bot 'hn' field platfrom: Extra inputs are not permitted."),
     (GOOD.replace('destination = "r/test"\n', ""),

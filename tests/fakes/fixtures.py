@@ -33,3 +33,21 @@ def fake_x(monkeypatch: pytest.MonkeyPatch) -> Iterator[x.FakeX]:
         monkeypatch.setenv("X_API_URL", fake.url)
         monkeypatch.setenv("X_BEARER_TOKEN", x.BEARER_TOKEN)
         yield fake
+
+
+@pytest.fixture
+def reddit_account(monkeypatch: pytest.MonkeyPatch, reddit_app: reddit.FakeReddit) -> reddit.FakeReddit:
+    """The fake Reddit with a script app and its developer's login set: what posting needs."""
+    monkeypatch.setenv("REDDIT_USERNAME", reddit.USERNAME)
+    monkeypatch.setenv("REDDIT_PASSWORD", reddit.PASSWORD)
+    return reddit_app
+
+
+@pytest.fixture
+def x_account(monkeypatch: pytest.MonkeyPatch, fake_x: x.FakeX) -> x.FakeX:
+    """The fake X with the app's key and secret and the account's access token set: what posting needs."""
+    monkeypatch.setenv("X_API_KEY", x.API_KEY)
+    monkeypatch.setenv("X_API_SECRET", x.API_SECRET)
+    monkeypatch.setenv("X_ACCESS_TOKEN", x.ACCESS_TOKEN)
+    monkeypatch.setenv("X_ACCESS_TOKEN_SECRET", x.ACCESS_TOKEN_SECRET)
+    return fake_x

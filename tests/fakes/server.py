@@ -20,6 +20,10 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]  # names in lower case
     form: dict[str, str]  # a urlencoded POST body
+    body: str = ""  # the raw POST body (a JSON body is in here, not in `form`)
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
 
 
 @dataclass
@@ -45,6 +49,10 @@ class Failure:
     truncate: bool = False  # the real answer cut in half, with a Content-Length that matches: invalid JSON
     drop: bool = False  # the real answer's full Content-Length announced, half of it sent, the connection closed
     interrupt: bool = False  # a SIGINT to the main thread (Ctrl-C) before the real answer
+    delay: float = 0.0  # seconds to wait, after handling the request, before answering
+    hold: threading.Event | None = None  # after handling the request, answer only once this is set
+    hang_up: bool = False  # after handling the request, close the connection without any answer
+    unhandled: bool = False  # with hang_up: the request is read and counted but not handled (nothing is created)
 
 
 Route = Callable[[Request], Reply]
@@ -81,12 +89,23 @@ class FakeServer:
 
     def fail(self, path: str, *, status: int | None = None, body: Any = None,
              headers: dict[str, str] | None = None, call: int | None = None, times: int = 1,
-             truncate: bool = False, drop: bool = False, interrupt: bool = False) -> None:
-        """Script a failure: `fail("/r/x/top.json", status=500, call=2)` answers the 2nd request to it with 500."""
+             truncate: bool = False, drop: bool = False, interrupt: bool = False, delay: float = 0.0,
+             hold: threading.Event | None = None, hang_up: bool = False, unhandled: bool = False) -> None:
+        """Script a failure: `fail("/r/x/top.json", status=500, call=2)` answers the 2nd request to it with 500.
+
+        For posts: `delay`/`hold` answer late (the post exists meanwhile), `hang_up` closes the connection with
+        no answer after the post was made, `hang_up` with `unhandled` closes it before anything was made.
+        """
         reply = Reply(status=status, body=body, headers=headers or {}) if status is not None else None
         with self._lock:
             self.failures.append(Failure(path=path, call=call, times=times, reply=reply, truncate=truncate,
-                                         drop=drop, interrupt=interrupt))
+                                         drop=drop, interrupt=interrupt, delay=delay, hold=hold, hang_up=hang_up,
+                                         unhandled=unhandled))
+
+    def count(self, method: str, path: str) -> int:
+        """How many `method` requests to `path` arrived (handled or not)."""
+        with self._lock:
+            return sum(1 for r in self.requests if r.method == method and r.path == path)
 
     def paths(self) -> list[str]:
         return [request.path for request in self.requests]
@@ -103,7 +122,14 @@ class FakeServer:
             return failure.reply, failure
         if failure and failure.interrupt:
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
-        return self.route(request), failure
+        if failure and failure.hang_up and failure.unhandled:
+            return Reply(), failure
+        reply = self.route(request)
+        if failure and failure.delay:
+            threading.Event().wait(failure.delay)
+        if failure and failure.hold is not None:
+            failure.hold.wait()
+        return reply, failure
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -125,8 +151,12 @@ def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length).decode("utf-8") if length else ""
             request = Request(method=self.command, path=parts.path, query=dict(parse_qsl(parts.query)),
-                              headers={k.lower(): v for k, v in self.headers.items()}, form=dict(parse_qsl(raw)))
+                              headers={k.lower(): v for k, v in self.headers.items()}, form=dict(parse_qsl(raw)),
+                              body=raw)
             reply, failure = server._answer(request)
+            if failure and failure.hang_up:
+                self.close_connection = True  # no status line at all: the client sees the connection drop
+                return
             content = reply.content()
             announced = len(content)
             if failure and (failure.truncate or failure.drop):

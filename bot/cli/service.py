@@ -1,0 +1,212 @@
+"""`bot post`, `bot run` and `bot status`: posting by hand, the scheduler, and what every bot is doing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from bot.cli import app, state
+from bot.cli.options import JSON
+
+if TYPE_CHECKING:
+    from bot.config import BotConfig
+
+CONFIG = Annotated[Optional[Path], typer.Option("--config", help="bots.toml (as `bot --config`).")]
+NO_BOTS = "No bots are configured; describe them in bots.toml (see the README) and pass it with --config."
+
+
+def _use_config(config: Path | None) -> None:
+    """`bot run --config X` means the same as `bot --config X run`."""
+    if config is not None:
+        from bot.cli import context
+
+        state.config = config
+        for cached in (context.settings, context.bots, context.store):
+            cached.cache_clear()
+
+
+def _bot(name: str) -> BotConfig:
+    from bot.cli import context
+    from bot.errors import NotFoundError
+
+    bot = context.bot_config(name)
+    if bot is None:
+        raise NotFoundError(f"No bot named {name!r} is in bots.toml; check the name, or pass the file with --config.")
+    return bot
+
+
+@app.command()
+def post(
+    candidate_id: Annotated[Optional[int], typer.Argument(help="The candidate to post (default: with --bot, the "
+                                                              "bot's next one).")] = None,
+    bot: Annotated[Optional[str], typer.Option("--bot", help="Post this bot's next candidate.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be sent and where; change nothing.")] = False,
+    config: CONFIG = None,
+    json_: JSON = False,
+) -> None:
+    """Post one candidate now: by id, or a bot's next approved one; within the bot's daily cap."""
+    from bot import posting
+    from bot.cli import context, output
+    from bot.errors import QueueError
+    from bot.queue import get_candidate
+
+    _use_config(config)
+    if (candidate_id is None) == (bot is None):
+        raise QueueError("Name a candidate id or --bot NAME (one of them), like `bot post 12` or `bot post --bot hn`.")
+    store, settings = context.store(), context.settings()
+    if candidate_id is not None:
+        with store.session() as session:
+            bot = get_candidate(session, candidate_id).bot
+    assert bot is not None
+    config_ = _bot(bot)
+    if dry_run:
+        preview = posting.preview(store, settings, config_, candidate_id=candidate_id)
+        _print_preview(preview, config_, json_)
+        return
+    outcome = posting.post_next(store, settings, config_, candidate_id=candidate_id)
+    if json_:
+        output.print_json({"bot": outcome.bot, "status": outcome.status, "candidate": outcome.candidate_id,
+                           "url": outcome.url, "message": outcome.message,
+                           "retry_at": outcome.retry_at.isoformat() if outcome.retry_at else None})
+    if not outcome.posted:
+        if not json_:
+            output.fail(_sentence(outcome.message))
+        raise SystemExit(1)
+    if not json_:
+        output.console.print(f"Posted candidate {outcome.candidate_id}: {outcome.url}", markup=False)
+
+
+def _sentence(message: str) -> str:
+    text = message[0].upper() + message[1:]
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+def _print_preview(preview: Any, bot: BotConfig, json_: bool) -> None:
+    from bot.cli import output
+
+    c = preview.candidate
+    if json_:
+        output.print_json({"bot": bot.name, "where": preview.where, "candidate": c.id if c else None,
+                           "text": c.text if c else None, "blocked": preview.blocked.message if preview.blocked else None})
+        return
+    if c is None:
+        output.console.print(f"Nothing to post: bot {bot.name!r} has no candidate ready.", markup=False)
+    else:
+        output.console.print(f"Would post candidate {c.id} to {preview.where}:\n  {c.text}", markup=False)
+    if preview.blocked:
+        output.console.print(f"But not now: {preview.blocked.message}.", markup=False)
+
+
+@app.command()
+def run(
+    once: Annotated[bool, typer.Option("--once", help="Run each job that is due, once, and exit (for cron).")] = False,
+    config: CONFIG = None,
+    json_: JSON = False,
+) -> None:
+    """Run every bot's jobs on their schedules until stopped (Ctrl-C or SIGTERM finish the job in flight)."""
+    import logging
+    import signal
+    import threading
+
+    from bot.cli import context, output
+    from bot.errors import ConfigError
+    from bot.service.scheduler import run_service
+
+    _use_config(config)
+    bots = context.bots()
+    if not bots.bot:
+        raise ConfigError(NO_BOTS)
+    if logging.getLogger().level > logging.INFO:  # a service says what it does, unless told otherwise
+        logging.getLogger("bot").setLevel(logging.INFO)
+    stop = threading.Event()
+
+    def stop_on_signal(signum: int, _frame: object) -> None:
+        if not stop.is_set():
+            output.errors.print("Stopping: the jobs in flight finish first.", markup=False)
+        stop.set()
+
+    if not once:
+        signal.signal(signal.SIGINT, stop_on_signal)
+        signal.signal(signal.SIGTERM, stop_on_signal)
+
+    def started(changes: dict[str, str]) -> None:
+        if not once and not json_:
+            output.errors.print(f"Running {len(bots.bot)} bot{'s' if len(bots.bot) != 1 else ''} "
+                                f"({len([c for c in changes.values() if c != 'removed'])} jobs); Ctrl-C stops.",
+                                markup=False)
+
+    summary = run_service(context.store(), context.settings(), bots, once=once, stop=stop, on_start=started)
+    if json_:
+        output.print_json({"ran": [{"job": j, "outcome": o, "message": m} for j, o, m in summary.ran],
+                           "recovered": summary.recovered,
+                           "reconciled": [{"candidate": i, "url": u} for i, u in summary.reconciled],
+                           "lease_lost": summary.lease_lost})
+    elif once:
+        for job_id, outcome, message in summary.ran:
+            output.console.print(f"{job_id}: {outcome}: {message}", markup=False)
+        if not summary.ran:
+            output.console.print("No job was due.", markup=False)
+    if summary.lease_lost:
+        output.fail("Another `bot run` took over this database while this one was not renewing its lease; "
+                    "run only one `bot run` per database.")
+
+
+@app.command()
+def status(config: CONFIG = None, json_: JSON = False) -> None:
+    """Each bot's mode, target, model, queue, posts today, last post, next runs and last error; and the scheduler."""
+    from bot.cli import context, output
+    from bot.service.status import service_status
+
+    _use_config(config)
+    data = service_status(context.store(), context.settings(), context.bots())
+    if json_:
+        output.print_json(data)
+        return
+    output.console.print(_scheduler_line(data["scheduler"]), markup=False)
+    if not data["bots"]:
+        output.console.print(NO_BOTS, markup=False)
+    for b in data["bots"]:
+        output.console.print("\n".join(_bot_lines(b)), markup=False)
+
+
+def _scheduler_line(s: dict[str, Any]) -> str:
+    from bot.processes import describe_owner
+
+    if not s["running"]:
+        return "Scheduler: not running (start it with `bot run`)."
+    return (f"Scheduler: running ({describe_owner(s['owner'])}, since {_short(s['since'])}, lease until "
+            f"{_short(s['expires'])}).")
+
+
+def _short(iso: str | None) -> str:
+    return iso.replace("T", " ").replace("+00:00", " UTC") if iso else "-"
+
+
+def _bot_lines(b: dict[str, Any]) -> list[str]:
+    m = b["model"]
+    if "problem" in m:
+        model = f"model {m['name']}: {m['problem']}"
+    else:
+        ppl = f"perplexity {m['valid_perplexity']:.1f}" if m.get("valid_perplexity") else "no perplexity"
+        age = f", trained {m['age_hours']:g} h ago" if m.get("age_hours") is not None else ""
+        model = f"model {m['name']} ({ppl}{age})"
+    queue = ", ".join(f"{n} {s}" for s, n in b["queue"].items() if n) or "empty"
+    target = f"{b['platform']} {b['destination']}" if b["destination"] else b["platform"]
+    last = b["last_post"]
+    lines = [
+        "",
+        f"{b['name']}  {b['mode']}  {target}  {model}",
+        f"  queue:      {queue}",
+        f"  today:      {b['posts_today']} of {b['daily_cap']} posts ({b['timezone']})",
+        f"  last post:  {_short(last['at'])} {last['url'] or ''}" if last else "  last post:  none yet",
+        "  next runs:  " + (", ".join(f"{job} {_short(at)}" for job, at in b["next_runs"].items())
+                            if any(b["next_runs"].values()) else "not scheduled (start `bot run`)"),
+    ]
+    if b["waiting_until"]:
+        lines.append(f"  waiting:    until {_short(b['waiting_until'])}: {b['waiting_reason']}")
+    if b["last_error"]:
+        e = b["last_error"]
+        lines.append(f"  last error: {e['job']} at {_short(e['at'])}: {e['message']}")
+    return lines

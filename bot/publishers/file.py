@@ -1,0 +1,78 @@
+"""The `file` platform: each post is one JSON line appended to a file and fsynced; a dry run that leaves a record.
+
+A line is `{"id", "bot", "text", "posted_at"}`. Appends take an exclusive lock on the file, so several
+processes posting at once never interleave their lines.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.publishers.base import Outcome, Posted, PublishError, RemotePost
+
+logger = logging.getLogger(__name__)
+
+READ_TAIL_BYTES = 1 << 20  # recent_posts reads at most the file's last MiB
+
+
+class FilePublisher:
+    def __init__(self, path: Path, *, bot: str) -> None:
+        self.path = path
+        self.bot = bot
+
+    def describe(self) -> str:
+        return f"the file {self.path}"
+
+    def publish(self, text: str) -> Posted:
+        post_id = uuid.uuid4().hex[:16]
+        line = json.dumps({"id": post_id, "bot": self.bot, "text": text,
+                           "posted_at": datetime.now(UTC).isoformat(timespec="seconds")}, ensure_ascii=False)
+        try:
+            # O_APPEND and one write per line; the lock keeps other processes' lines whole around ours.
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise PublishError(f"Cannot open {self.path} to post to it ({exc.strerror}); check the bot's "
+                               "destination.", outcome=Outcome.PERMANENT) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, (line + "\n").encode("utf-8"))
+            os.fsync(fd)
+        except OSError as exc:
+            # A failed write may have left part of the line behind: say so rather than guess.
+            raise PublishError(f"Writing the post to {self.path} failed ({exc.strerror}).",
+                               outcome=Outcome.UNKNOWN) from None
+        finally:
+            os.close(fd)
+        return Posted(remote_id=post_id, url=f"{self.path.as_uri()}#{post_id}")
+
+    def recent_posts(self, *, limit: int) -> list[RemotePost]:
+        try:
+            with self.path.open("rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                f.seek(max(0, size - READ_TAIL_BYTES))
+                lines = f.read().decode("utf-8", errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise PublishError(f"Cannot read {self.path} ({exc.strerror}).", outcome=Outcome.TRANSIENT) from None
+        posts: list[RemotePost] = []
+        for line in reversed(lines):
+            try:
+                entry = json.loads(line)
+                posted_at = datetime.fromisoformat(entry["posted_at"])
+                posts.append(RemotePost(remote_id=str(entry["id"]), url=f"{self.path.as_uri()}#{entry['id']}",
+                                        text=str(entry["text"]), created_at=posted_at.astimezone(UTC)))
+            except (ValueError, KeyError, TypeError):
+                continue  # a partial first line of the tail, or a line someone else wrote
+            if len(posts) >= limit:
+                break
+        return posts
+
+    def close(self) -> None:
+        pass

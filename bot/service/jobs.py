@@ -1,0 +1,218 @@
+"""The scheduler's jobs: module-level functions that take a bot's name, as APScheduler's job store keeps them.
+
+`refill`, `post`, `scrape` and `train` find the running service through `current()` (set by
+`bot.service.scheduler`), run the work for that bot, and record each run in `job_runs` with its outcome:
+
+    ok         the job did its work
+    nothing    nothing to do (the queue is full, nothing approved, the day's posts are made)
+    waiting    a platform asked to wait; the bot's job runs again when the wait ends
+    error      one sentence saying what went wrong (`bot status` shows the last one)
+    cancelled  the service was stopping
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from bot.config import BotConfig, BotsFile, Settings
+from bot.errors import USER_ERRORS, BotError
+from bot.store import Store
+from bot.store.schema import Candidate, JobRun, Status, utcnow
+
+logger = logging.getLogger(__name__)
+
+JOBS = ("refill", "post", "scrape", "train")  # job ids are "BOT:JOB"
+REFILL_ROUNDS = 5  # sampling rounds one refill may take when the filters keep too few
+READY = (Status.PENDING, Status.APPROVED)  # what counts towards a bot's queue_size
+
+
+@dataclass(frozen=True)
+class JobResult:
+    outcome: str  # ok, nothing, waiting, error, cancelled
+    message: str
+    retry_at: datetime | None = None  # run this bot's job again then, instead of at its next scheduled time
+
+
+@dataclass
+class Runtime:
+    """What the jobs of a running service share."""
+
+    store: Store
+    settings: Settings
+    bots: BotsFile
+    owner: str
+    reschedule: Callable[[str, datetime], None]  # (job id, when): move a job's next run
+    stopping: threading.Event = field(default_factory=threading.Event)
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def model_lock(self, model: str) -> threading.Lock:
+        """Held while a model is loaded for sampling or swapped for a retrained one."""
+        with self._guard:
+            return self._locks.setdefault(model, threading.Lock())
+
+
+_runtime: Runtime | None = None
+
+
+def install(runtime: Runtime | None) -> None:
+    global _runtime
+    _runtime = runtime
+
+
+def current() -> Runtime:
+    if _runtime is None:
+        raise BotError("No nnbot service is running in this process; start one with `bot run`.")
+    return _runtime
+
+
+# ---- the job functions APScheduler calls
+
+
+def refill(bot: str) -> None:
+    run_job(current(), bot, "refill")
+
+
+def post(bot: str) -> None:
+    run_job(current(), bot, "post")
+
+
+def scrape(bot: str) -> None:
+    run_job(current(), bot, "scrape")
+
+
+def train(bot: str) -> None:
+    run_job(current(), bot, "train")
+
+
+def run_job(runtime: Runtime, bot_name: str, job: str) -> JobResult:
+    """Run one job of one bot, record it in `job_runs`, and move the job's next run if it asked to wait."""
+    bot = runtime.bots.get(bot_name)
+    if bot is None:  # removed from bots.toml while the job was queued
+        return JobResult("nothing", f"bot {bot_name!r} is no longer configured")
+    with runtime.store.session() as session:
+        run = JobRun(bot=bot_name, job=job, started_at=utcnow(), owner=runtime.owner)
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    if runtime.stopping.is_set():
+        result = JobResult("cancelled", "the service was stopping")
+    else:
+        try:
+            result = WORK[job](runtime, bot)
+        except USER_ERRORS as error:
+            result = JobResult("error", str(error))
+        except Exception as error:  # noqa: BLE001 - a job's failure must not stop the other bots
+            logger.exception("bot %s: job %s failed", bot_name, job)
+            result = JobResult("error", f"{type(error).__name__}: {error}")
+    with runtime.store.session() as session:
+        row = session.get(JobRun, run_id)
+        assert row is not None
+        row.finished_at, row.outcome, row.message = utcnow(), result.outcome, result.message
+    log = logger.warning if result.outcome == "error" else logger.info
+    log("bot %s: %s %s: %s", bot_name, job, result.outcome, result.message)
+    if result.retry_at is not None:
+        runtime.reschedule(f"{bot_name}:{job}", result.retry_at)
+    return result
+
+
+# ---- the work
+
+
+def refill_queue(runtime: Runtime, bot: BotConfig) -> JobResult:
+    """Sample, filter and queue until `queue_size` candidates are pending or approved."""
+    from bot.generation import generate
+    from models.sampler import SamplingSettings
+
+    store = runtime.store
+    with store.session() as session:
+        ready = session.scalar(select(func.count()).select_from(Candidate).where(
+            Candidate.bot == bot.name, Candidate.status.in_(READY))) or 0
+    need = bot.queue_size - ready
+    if need <= 0:
+        return JobResult("nothing", f"the queue holds {ready} of {bot.queue_size} candidates")
+    s = bot.sampling
+    sampling = SamplingSettings(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, max_tokens=s.max_tokens)
+    queued, sampled, rejected = 0, 0, Counter[str]()
+    for _ in range(REFILL_ROUNDS):
+        with runtime.model_lock(bot.model_name):
+            report = generate(store, runtime.settings, bot.model_name, n=s.batch, sampling=sampling,
+                              platform=bot.platform, filters=bot.filters, enqueue_bot=bot.name,
+                              enqueue_limit=need - queued)
+        queued += len(report.enqueued)
+        sampled += report.sampled
+        rejected.update({name: count for name, count in report.counts.items() if count})
+        if queued >= need or runtime.stopping.is_set():
+            break
+    reasons = ", ".join(f"{name} {count}" for name, count in rejected.most_common()) or "none"
+    outcome = "ok" if queued else "error"
+    return JobResult(outcome, f"queued {queued} of {need} wanted from {sampled} samples (rejected: {reasons}); "
+                              f"{ready + queued} of {bot.queue_size} ready")
+
+
+def post_one(runtime: Runtime, bot: BotConfig) -> JobResult:
+    """Post the bot's next candidate, within its daily cap (see `bot.posting`)."""
+    from bot.posting import post_next, recover_interrupted
+
+    recover_interrupted(runtime.store)
+    outcome = post_next(runtime.store, runtime.settings, bot, owner=runtime.owner)
+    if outcome.posted:
+        return JobResult("ok", outcome.message)
+    if outcome.status in ("cap", "empty"):
+        return JobResult("nothing", outcome.message)
+    if outcome.status == "waiting":
+        return JobResult("waiting", outcome.message, outcome.retry_at)
+    return JobResult("error", outcome.message, outcome.retry_at)
+
+
+def scrape_sources(runtime: Runtime, bot: BotConfig) -> JobResult:
+    """Bring the bot's `sources` into its corpus; rate limits end the run (the next one continues)."""
+    from bot import scraping
+    from bot.corpus import add_documents
+    from scrapers.files import read_documents
+
+    if not bot.sources:
+        return JobResult("nothing", "the bot has no sources to scrape")
+    store, settings = runtime.store, runtime.settings
+    added, errors = 0, []
+    for source in bot.sources:
+        if source.type == "reddit":
+            summaries = scraping.scrape_reddit(store, settings, bot.corpus, source.subreddits, sort=source.sort,
+                                               time=source.time, limit=source.limit, no_wait=True)
+        elif source.type == "x":
+            summaries = [scraping.scrape_x(store, settings, bot.corpus, source.username, limit=source.limit,
+                                           no_wait=True)]
+        else:
+            path = source.path if Path(source.path).is_absolute() else settings.bot_home / source.path
+            documents = read_documents(path, format=source.format, column=source.column)
+            with store.session() as session:
+                added += add_documents(session, bot.corpus, documents).added
+            continue
+        added += sum(s.added for s in summaries)
+        errors += [f"{s.source}: {s.error}" for s in summaries if s.error]
+    if errors:
+        return JobResult("error", f"added {added} new documents; " + " ".join(errors))
+    return JobResult("ok", f"added {added} new documents to corpus {bot.corpus!r}")
+
+
+def retrain_model(runtime: Runtime, bot: BotConfig) -> JobResult:
+    """Train a new version of the bot's model and swap it in when training has finished."""
+    from bot.training import retrain
+
+    summary = retrain(runtime.store, runtime.settings, bot.corpus, bot.model_name, bot.training.preset,
+                      max_minutes=bot.training.max_minutes, stopping=runtime.stopping,
+                      lock=runtime.model_lock(bot.model_name))
+    return JobResult("ok", f"model {bot.model_name!r} retrained: held-out perplexity "
+                           f"{summary.best.valid_perplexity:.1f} after {summary.seconds:.0f}s; it now serves")
+
+
+WORK: dict[str, Callable[[Runtime, BotConfig], JobResult]] = {
+    "refill": refill_queue, "post": post_one, "scrape": scrape_sources, "train": retrain_model}
