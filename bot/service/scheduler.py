@@ -87,7 +87,28 @@ def build_scheduler(store: Store) -> BaseScheduler:
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    scheduler = BackgroundScheduler(
+    class Scheduler(BackgroundScheduler):  # type: ignore[misc]
+        """Runs jobs only between `resume()` and `shutdown()`.
+
+        APScheduler 3 processes due jobs once more in the instant between `shutdown()` marking itself stopped and
+        its thread ending, even when it was started paused: that would advance (and fail to submit) jobs that
+        `--once` or a sync only meant to look at.
+        """
+
+        processing = False
+
+        def resume(self) -> None:
+            self.processing = True
+            super().resume()
+
+        def shutdown(self, wait: bool = True) -> None:
+            self.processing = False
+            super().shutdown(wait)
+
+        def _process_jobs(self) -> float | None:
+            return super()._process_jobs() if self.processing else None
+
+    scheduler = Scheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=store.engine)},
         executors={"default": ThreadPoolExecutor(WORKERS), "train": ThreadPoolExecutor(1)},
         job_defaults={"coalesce": True, "max_instances": 1},

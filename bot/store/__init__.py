@@ -56,8 +56,10 @@ def insert_ignoring_conflict(session: Session, model: type, values: dict[str, ob
     from sqlalchemy.dialects import postgresql, sqlite
 
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    result = session.execute(insert(model).values(**values).on_conflict_do_nothing())
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    table = model.__table__  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: an ORM-level insert on psycopg reports a row even when the conflict skipped it.
+    statement = insert(table).values(**values).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return session.execute(statement).first() is not None
 
 
 def _prepare_sqlite(engine: Engine) -> None:

@@ -123,6 +123,8 @@ class FakeServer:
         if failure and failure.interrupt:
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # type: ignore[arg-type]
         if failure and failure.hang_up and failure.unhandled:
+            if failure.hold is not None:
+                failure.hold.wait()
             return Reply(), failure
         reply = self.route(request)
         if failure and failure.delay:
