@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import machine, today, write_result  # noqa: E402
+from bench.common import machine, today, write_result
 
 POSTGRES_ADMIN = os.environ.get("NNBOT_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 WORKERS = 4

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,7 +13,7 @@ from bot.cli.options import JSON
 if TYPE_CHECKING:
     from bot.config import BotConfig
 
-CONFIG = Annotated[Optional[Path], typer.Option("--config", help="bots.toml (as `bot --config`).")]
+CONFIG = Annotated[Path | None, typer.Option("--config", help="bots.toml (as `bot --config`).")]
 NO_BOTS = "No bots are configured; describe them in bots.toml (see the README) and pass it with --config."
 
 
@@ -39,9 +39,9 @@ def _bot(name: str) -> BotConfig:
 
 @app.command()
 def post(
-    candidate_id: Annotated[Optional[int], typer.Argument(help="The candidate to post (default: with --bot, the "
+    candidate_id: Annotated[int | None, typer.Argument(help="The candidate to post (default: with --bot, the "
                                                               "bot's next one).")] = None,
-    bot: Annotated[Optional[str], typer.Option("--bot", help="Post this bot's next candidate.")] = None,
+    bot: Annotated[str | None, typer.Option("--bot", help="Post this bot's next candidate.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be sent and where; change nothing.")] = False,
     config: CONFIG = None,
     json_: JSON = False,

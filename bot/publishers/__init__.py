@@ -11,7 +11,7 @@ from bot.config import BotConfig, Settings
 from bot.errors import ConfigError
 from bot.publishers.base import Outcome, Posted, Publisher, PublishError, RemotePost
 
-__all__ = ["Outcome", "Posted", "PublishError", "Publisher", "RemotePost", "open_publisher", "file_destination"]
+__all__ = ["Outcome", "Posted", "PublishError", "Publisher", "RemotePost", "file_destination", "open_publisher"]
 
 
 def file_destination(settings: Settings, destination: str) -> Path:

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 import prawcore
 import requests
-import urllib3.exceptions
 from prawcore.sessions import FiniteRetryStrategy
 from pydantic import SecretStr
 
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.publishers.base import Outcome, Posted, PublishError, RemotePost
+from bot.publishers.sending import certainly_not_sent
 from bot.scraping import reddit_access
 from scrapers.errors import ScrapeError
 from scrapers.http import describe, session
@@ -53,13 +53,6 @@ HINTS = {  # Reddit's error type -> what a person can do about it
     "SUBMIT_VALIDATION_FLAIR_REQUIRED": "set flair_id in the bot's [bot.reddit] table",
     "TOO_LONG": "shorten the text or lower the bot's sampling.max_tokens",
 }
-NOT_SENT = (  # failures raised before a request's first byte left: connecting, or an unusable URL
-    requests.exceptions.ConnectTimeout,
-    requests.exceptions.InvalidURL,
-    requests.exceptions.MissingSchema,
-    requests.exceptions.InvalidSchema,
-    urllib3.exceptions.ConnectTimeoutError,  # and its subclasses NewConnectionError (refused) and NameResolutionError
-)
 
 
 @dataclass(frozen=True)
@@ -242,24 +235,6 @@ def send_once(reddit: praw.Reddit) -> None:
             raise RuntimeError(f"prawcore {prawcore.__version__} retries requests in a way nnbot cannot turn off, "
                                "so it cannot post safely; install prawcore 4.")
         core._retry_strategy_class = SendOnce
-
-
-def certainly_not_sent(error: BaseException) -> bool:
-    """True when the requests/urllib3 exception chain shows the request never left (a refused connection, DNS, a
-    timeout while connecting, an unusable URL); False when it may have been sent, wholly or in part."""
-    seen: set[int] = set()
-    pending: list[BaseException] = [error]
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, NOT_SENT):
-            return True
-        reason = getattr(current, "reason", None)  # urllib3's MaxRetryError keeps the failure in `reason`
-        pending.extend(e for e in (reason, current.__cause__, current.__context__, *current.args)
-                       if isinstance(e, BaseException))
-    return False
 
 
 def ratelimit_wait(message: str) -> float:

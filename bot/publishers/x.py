@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.publishers.base import Outcome, Posted, PublishError, RemotePost
+from bot.publishers.sending import causes, certainly_not_sent
 from scrapers.http import TIMEOUT, RetryingAdapter, json_body
 from scrapers.x import DEFAULT_RESET, MIN_PAGE_SIZE, PAGE_SIZE, POST_URL, RESET_MARGIN, TIMELINE_CAP, TWEEPY_HOST
 
@@ -34,11 +35,6 @@ CREDENTIALS = "X_API_KEY, X_API_SECRET, X_ACCESS_TOKEN and X_ACCESS_TOKEN_SECRET
 WRITE_ACCESS_FIX = ("in the X developer portal, give the app (in a Project) Read and Write permission under User "
                     "authentication settings, then regenerate X_ACCESS_TOKEN and X_ACCESS_TOKEN_SECRET")
 # Failures that happen before any byte of a request is sent: nothing can have been posted.
-NOT_SENT = (
-    urllib3.exceptions.NewConnectionError,  # refused or unreachable; NameResolutionError (DNS) is one too
-    urllib3.exceptions.ConnectTimeoutError,
-    ssl.SSLCertVerificationError,  # checked during the handshake, before the request
-)
 
 
 class XPublisher:
@@ -155,26 +151,6 @@ class _OnceAdapter(RetryingAdapter):
         return super().send(request, **kwargs)
 
 
-def certainly_not_sent(error: BaseException) -> bool:
-    """True when `error` came before any of the request went out (DNS, a refused or timed-out connection, a
-    certificate that failed verification); False when the request may have reached the server."""
-    return any(isinstance(cause, NOT_SENT) for cause in _causes(error))
-
-
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    """`error` and what it wraps: requests and urllib3 keep causes in `args`, `reason` and `__cause__`."""
-    seen: list[BaseException] = []
-    pending = [error]
-    while pending:
-        current = pending.pop()
-        if any(current is s for s in seen):
-            continue
-        seen.append(current)
-        yield current
-        linked = [current.__cause__, getattr(current, "reason", None), *current.args]
-        pending.extend(e for e in linked if isinstance(e, BaseException))
-
-
 def _failure(error: Exception, *, what: str, posting: bool, username: str | None = None) -> PublishError:
     """What a failed request means: whether it may have posted, and what to do about it, in one sentence."""
     import tweepy
@@ -236,14 +212,14 @@ def _reset_time(headers: Mapping[str, str]) -> datetime:
 
 
 def _why_not_connected(error: BaseException) -> str:
-    causes = list(_causes(error))
-    if any(isinstance(c, urllib3.exceptions.NameResolutionError) for c in causes):
+    found = list(causes(error))
+    if any(isinstance(c, urllib3.exceptions.NameResolutionError) for c in found):
         return "its host name was not found"
-    if any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):
+    if any(isinstance(c, ssl.SSLCertVerificationError) for c in found):
         return "its certificate could not be verified"
-    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+    if any(isinstance(c, ConnectionRefusedError) for c in found):
         return "the connection was refused"
-    if any(type(c) is urllib3.exceptions.ConnectTimeoutError for c in causes):
+    if any(type(c) is urllib3.exceptions.ConnectTimeoutError for c in found):
         return "connecting timed out"
     return "no connection could be made"
 

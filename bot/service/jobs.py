@@ -110,7 +110,7 @@ def run_job(runtime: Runtime, bot_name: str, job: str) -> JobResult:
             result = WORK[job](runtime, bot)
         except USER_ERRORS as error:
             result = JobResult("error", str(error))
-        except Exception as error:  # noqa: BLE001 - a job's failure must not stop the other bots
+        except Exception as error:
             logger.exception("bot %s: job %s failed", bot_name, job)
             result = JobResult("error", f"{type(error).__name__}: {error}")
     with runtime.store.session() as session:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +12,9 @@ import requests
 from bot.config import load_settings
 from bot.errors import ConfigError
 from bot.publishers.base import Outcome, Posted, PublishError, RemotePost
-from bot.publishers.reddit import RATELIMIT_MARGIN, RedditPublisher, certainly_not_sent
+from bot.publishers.reddit import RATELIMIT_MARGIN, RedditPublisher
+from bot.publishers.sending import certainly_not_sent
+from tests.bot.publishers.helpers import closed_port, publish_error
 from tests.fakes import reddit as fake
 from tests.fakes.reddit import SUBMIT_PATH, FakeReddit
 
@@ -39,18 +40,6 @@ def make(reddit_account: FakeReddit) -> Iterator[Make]:
     yield build
     for publisher in made:
         publisher.close()
-
-
-def publish_error(publisher: RedditPublisher, text: str = "Hello from the bot") -> PublishError:
-    with pytest.raises(PublishError) as caught:
-        publisher.publish(text)
-    return caught.value
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def submits(reddit: FakeReddit) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +11,7 @@ from bot.config import load_settings
 from bot.errors import ConfigError
 from bot.publishers.base import Outcome, Posted, PublishError, RemotePost
 from bot.publishers.x import XPublisher
+from tests.bot.publishers.helpers import closed_port, publish_error
 from tests.fakes import x as fake
 from tests.fakes.x import ACCOUNT, ACCOUNT_ID, POST_PATH, FakeX, tweet
 
@@ -26,18 +26,6 @@ def publisher(x_account: FakeX) -> Iterator[XPublisher]:
     x = XPublisher(load_settings())
     yield x
     x.close()
-
-
-def publish_error(publisher: XPublisher, text: str = "Hello from the bot") -> PublishError:
-    with pytest.raises(PublishError) as caught:
-        publisher.publish(text)
-    return caught.value
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- posting -----------------------------------------------------------------------------------------------
