@@ -173,7 +173,7 @@ def idle() -> dict[str, object]:
                 break
         time.sleep(0.5)
     time.sleep(5)
-    cpu0, rss0 = _proc_stat(process.pid)
+    cpu0, _ = _proc_stat(process.pid)
     time.sleep(IDLE_SECONDS)
     cpu1, rss1 = _proc_stat(process.pid)
     process.send_signal(signal.SIGTERM)

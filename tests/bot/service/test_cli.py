@@ -26,8 +26,8 @@ def store():  # type: ignore[no-untyped-def]
 
 def test_post_needs_a_candidate_or_a_bot(bot, config) -> None:
     run = bot("--config", str(config), "post")
-    assert (run.code, run.err) == (1, "Error: Name a candidate id or --bot NAME (one of them), like `bot post 12` or "
-                                      "`bot post --bot hn`.\n")
+    assert (run.code, run.err) == (1, ("Error: Name a candidate id or --bot NAME (one of them), like `bot post 12` "
+                                       "or `bot post --bot hn`.\n"))
     run = bot("--config", str(config), "post", "--bot", "ghost")
     assert run.err == "Error: No bot named 'ghost' is in bots.toml; check the name, or pass the file with --config.\n"
 

@@ -38,7 +38,8 @@ def test_renewing_keeps_it_and_an_expired_lease_is_taken_over(store) -> None:
 
 
 def test_the_lease_of_an_ended_process_on_this_host_is_free_at_once(store) -> None:
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                           check=True)
     gone = f"{os.uname().nodename}:{int(ended.stdout)}:cccc"
     lease.acquire(store, gone, seconds=3600)
     assert lease.holder(store) is None

@@ -197,3 +197,15 @@ def test_start_up_turns_a_stale_posting_row_into_unknown_before_anything_runs(st
     assert x_account.post_requests() == 0
     with store.session() as s:
         assert list(s.scalars(select(Candidate.status))) == ["unknown"]
+
+
+def test_a_reddit_ratelimit_then_success_with_nothing_sent_during_the_break(store, reddit_bot, reddit_account) -> None:
+    settings, bot = load_settings(), bot_config(reddit_bot, "rb")
+    [cid] = add_candidates(store, "rb", ["Posted after the break"])
+    reddit_account.rate_limit_posts(times=1, wait="1 second")
+    assert posting.post_next(store, settings, bot).status == "failed"
+    # Until the break (plus the publisher's margin) is over, each try answers "waiting" and sends nothing.
+    wait_for(lambda: posting.post_next(store, settings, bot).posted, what="the post after Reddit's break", every=0.5)
+    assert row(store, cid).status == "posted" and row(store, cid).attempts == 1
+    assert reddit_account.oauth.count("POST", SUBMIT_PATH) == 2
+    assert [p["title"] for p in reddit_account.created] == ["Posted after the break"]

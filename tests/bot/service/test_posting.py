@@ -129,7 +129,8 @@ def test_a_posting_row_of_an_ended_process_becomes_unknown_and_is_never_posted_a
     config = write_bots(tmp_path / "bots.toml", file_bot("fb", daily_cap=1000))
     settings, bot = load_settings(), bot_config(config, "fb")
     ids = add_candidates(store, "fb", ["Claimed by a dead process", "Claimed by a live one", "Claimed long ago"])
-    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                           check=True)
     dead_owner = f"{os.uname().nodename}:{int(ended.stdout)}:deadbeef"
     now = utcnow()
     with store.session() as s:

@@ -122,7 +122,7 @@ def _bot_run(config: Path, *args: str) -> subprocess.Popen[str]:
 
 def test_bot_run_posts_on_schedule_refuses_a_second_run_and_stops_cleanly_on_sigterm(database_url, served,
                                                                                      monkeypatch, bot, bot_home):
-    settings, config = served
+    _, config = served
     monkeypatch.setenv("BOT_DATABASE_URL", database_url)
     store = open_store(database_url)
     ids = add_candidates(store, "fb", ["First of the scheduled", "Second of the scheduled", "Third of them"])
@@ -142,7 +142,7 @@ def test_bot_run_posts_on_schedule_refuses_a_second_run_and_stops_cleanly_on_sig
         wait_for(all_posted, what="the three approved candidates to be posted, one a second")
     finally:
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=60)
+        _, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert "Running 1 bot (2 jobs); Ctrl-C stops." in err and "Stopping: the jobs in flight finish first." in err
     assert lease.holder(store) is None
