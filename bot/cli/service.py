@@ -118,8 +118,8 @@ def run(
     bots = context.bots()
     if not bots.bot:
         raise ConfigError(NO_BOTS)
-    if logging.getLogger().level > logging.INFO:  # a service says what it does, unless told otherwise
-        logging.getLogger("bot").setLevel(logging.INFO)
+    if not once and logging.getLogger().level > logging.INFO:  # a service says what it does as it goes;
+        logging.getLogger("bot").setLevel(logging.INFO)  # `--once` prints a line per job at the end instead
     stop = threading.Event()
 
     def stop_on_signal(signum: int, _frame: object) -> None:
