@@ -7,24 +7,31 @@ an error naming the field and its line, and nothing runs.
 
 from __future__ import annotations
 
+import codecs
+import difflib
 import os
 import re
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo,
+                      field_validator, model_validator)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
 from bot.filters import PLATFORMS, FilterConfig
-from bot.names import NAME_PATTERN
+from bot.names import check_name
 
 APP_NAME = "nnbot"
 DURATION_PATTERN = re.compile(r"^(\d+)\s*([smhd])$")  # "90m", "4h", "1d"
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}  # seconds
+DATABASE_URL_FORMS = "sqlite:////absolute/path/bot.db or postgresql+psycopg://user:password@host:5432/dbname"
+DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")  # SQLAlchemy 2.1: psycopg 3
+SETTINGS_HELP = "the README's Settings section"  # where users read what each setting does
 
 
 def default_home() -> Path:
@@ -32,12 +39,13 @@ def default_home() -> Path:
 
 
 class Settings(BaseSettings):
-    """Environment variables, by their names in DESIGN.md (case-insensitive)."""
+    """Environment variables, by their names in the README's Settings section (case-insensitive)."""
 
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, env_file_encoding="utf-8")
 
-    bot_home: Path = Field(default_factory=default_home)
-    bot_database_url: str | None = None  # default: sqlite:///BOT_HOME/bot.db
+    bot_home: Path = Field(default_factory=default_home, validate_default=True)
+    # default: sqlite:///BOT_HOME/bot.db; repr=False: the URL may hold a password
+    bot_database_url: str | None = Field(default=None, repr=False)
     bot_sleep_scale: float = Field(default=1.0, ge=0)  # multiplies every wait (rate limits, pacing); tests set 0
     bot_lease_seconds: float = Field(default=60.0, ge=1)  # a `bot run` that stops renewing loses the database then
 
@@ -70,6 +78,31 @@ class Settings(BaseSettings):
         # Flags (init) > environment > BOT_HOME/.env > bots.toml [settings] (passed in as `_toml`, see load_settings).
         return (init_settings, env_settings, dotenv_settings)
 
+    # A validator's ValueError is the rest of a sentence that `load_settings` starts with the setting's name.
+
+    @field_validator("bot_home")
+    @classmethod
+    def _home_is_a_folder(cls, home: Path) -> Path:
+        fix = "set it to a folder (nnbot creates a missing one)"
+        try:
+            if home.exists() and not home.is_dir():
+                raise ValueError(f"{home} is a file, not a folder; {fix}")
+            blocker = next((p for p in home.parents if p.exists()), None)  # the nearest thing above it that exists
+        except PermissionError:  # a folder above it cannot be looked into: `prepare_home` says so
+            return home
+        if blocker is not None and not blocker.is_dir():
+            raise ValueError(f"{home} is inside {blocker}, which is a file, not a folder; {fix}")
+        return home
+
+    @field_validator("bot_database_url")
+    @classmethod
+    def _usable_database_url(cls, url: str | None) -> str | None:
+        problem = None if url is None else database_url_problem(url)
+        if url is not None and problem is not None:
+            raise ValueError(f"{mask_password(url)!r} is not a SQLite or PostgreSQL URL nnbot can use{problem}; "
+                             f"write it like {DATABASE_URL_FORMS}")
+        return url
+
     @property
     def database_url(self) -> str:
         return self.bot_database_url or f"sqlite:///{self.bot_home / 'bot.db'}"
@@ -83,23 +116,88 @@ class Settings(BaseSettings):
 
 
 def load_settings(*, config_path: Path | None = None, **flags: Any) -> Settings:
-    """Settings with their precedence: flags > environment > BOT_HOME/.env > bots.toml [settings] > defaults."""
+    """Settings with their precedence: flags > environment > BOT_HOME/.env > bots.toml [settings] > defaults.
+
+    This is where every settings problem becomes a `ConfigError` sentence. BOT_HOME is created here (with the
+    folders above it) and must be writable, so every command finds it ready; nothing else creates folders named
+    in settings.
+    """
     toml_settings = load_bots_file(config_path).settings if config_path else {}
-    unknown = sorted(set(toml_settings) - set(Settings.model_fields))
-    if unknown:
-        raise ConfigError(f"{config_path} [settings] has unknown keys ({', '.join(unknown)}); see DESIGN.md's settings.")
     flags = {k: v for k, v in flags.items() if v is not None}
     home = Path(flags.get("bot_home") or os.environ.get("BOT_HOME") or toml_settings.get("bot_home") or default_home())
     env_file = home / ".env"
+    env_file_or_none = env_file if env_file.is_file() else None
+    from_toml: dict[str, Any] = {}
     try:
-        env_only = Settings(_env_file=env_file if env_file.is_file() else None)  # type: ignore[call-arg]
+        env_only = Settings(_env_file=env_file_or_none)  # type: ignore[call-arg]
         # Only what the environment did not set comes from bots.toml.
         from_toml = {k: v for k, v in toml_settings.items() if k not in env_only.model_fields_set}
-        return Settings(_env_file=env_file if env_file.is_file() else None, **{**from_toml, **flags})  # type: ignore[call-arg]
+        settings = Settings(_env_file=env_file_or_none, **{**from_toml, **flags})  # type: ignore[call-arg]
+    except UnicodeDecodeError as exc:
+        raise ConfigError(_not_utf8(env_file, env_file.read_bytes(), exc)) from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]).upper()
-        raise ConfigError(f"The setting {field} is invalid: {first['msg']}.") from None
+        raise ConfigError(_invalid_setting(exc, config_path, set(from_toml) - set(flags))) from None
+    prepare_home(settings.bot_home)
+    return settings
+
+
+def _invalid_setting(exc: ValidationError, config_path: Path | None, from_toml: set[str]) -> str:
+    """The first error as one sentence that names the setting where the user set it: bots.toml or the environment."""
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else ""
+    in_toml = field in from_toml
+    name = f"{config_path} [settings] {field}" if in_toml else field.upper()
+    if error["type"] == "value_error":  # our validators: the rest of the sentence, fix included
+        return f"{name} {error['ctx']['error']}."
+    return f"{name if in_toml else 'The setting ' + name} is invalid: {error['msg']}."
+
+
+def prepare_home(home: Path) -> None:
+    """Create BOT_HOME (and the folders above it) when missing, and make sure nnbot can write there."""
+    fix = "set BOT_HOME to a folder you can write to"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"BOT_HOME {home} cannot be created ({exc.strerror}); create it yourself or {fix}.") from None
+    try:  # os.access says yes to root; a real file says what the database and the models will meet
+        with tempfile.TemporaryFile(dir=home):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"BOT_HOME {home} is not writable ({exc.strerror}); make it writable or {fix}.") from None
+
+
+def database_url_problem(url: str) -> str | None:
+    """None if `url` is a SQLite or PostgreSQL URL nnbot can open, else a reason in parentheses ('' if none)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return ""
+    except ValueError:  # SQLAlchemy's int() of the port
+        return " (its port is not a number)"
+    if parsed.drivername not in DATABASE_DRIVERS:
+        return ""
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            return " (it names no database file, so nothing would be kept)"
+        if not Path(parsed.database).is_absolute():
+            return " (its path is relative; a database must not depend on the current folder)"
+    return None
+
+
+def mask_password(url: str) -> str:
+    """`url` with any password replaced by ***, also when the URL cannot be parsed."""
+    return re.sub(r"^([^:/?#]*://[^:/?#@]*):.*@", r"\1:***@", url)
+
+
+def _not_utf8(path: Path, data: bytes, error: UnicodeDecodeError) -> str:
+    """Why a settings file is not UTF-8, and where; Windows editors save "Unicode" as UTF-16."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return f"{path} is UTF-16 text (it starts with a UTF-16 byte order mark); save it as UTF-8."
+    line = data[:error.start].count(b"\n") + 1
+    return f"{path} is not UTF-8 text (line {line} has the byte 0x{data[error.start]:02x}); save it as UTF-8."
 
 
 # ---- bots.toml
@@ -232,10 +330,13 @@ class RedditPostOptions(_Strict):
     flair_text: str | None = None  # flair text, for an editable flair template
 
 
+Name = Annotated[str, AfterValidator(check_name)]  # a corpus, model or bot name; the error states the rule in words
+
+
 class BotConfig(_Strict):
-    name: str = Field(pattern=NAME_PATTERN)
-    corpus: str = Field(pattern=NAME_PATTERN)
-    model: str | None = Field(default=None, pattern=NAME_PATTERN)  # default: the bot's name
+    name: Name
+    corpus: Name
+    model: Name | None = None  # default: the bot's name
     sources: list[Source] = []
     platform: Literal[PLATFORMS] = "file"  # type: ignore[valid-type]
     destination: str | None = None  # subreddit for reddit, output file for file; X posts to the account itself
@@ -272,22 +373,45 @@ class BotsFile(_Strict):
     bot: list[BotConfig] = []
 
     @model_validator(mode="after")
+    def _known_settings(self) -> BotsFile:
+        unknown = [key for key in self.settings if key not in Settings.model_fields]
+        if unknown:
+            near = difflib.get_close_matches(unknown[0], Settings.model_fields, n=1)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            raise _error_at(("settings", unknown[0]), unknown[0], "unknown_setting",
+                            f"no such setting{hint}; use {', '.join(Settings.model_fields)}, described in "
+                            f"{SETTINGS_HELP}")
+        return self
+
+    @model_validator(mode="after")
     def _unique_names(self) -> BotsFile:
-        names = [b.name for b in self.bot]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"bot names must be unique; repeated: {', '.join(duplicates)}")
+        seen: set[str] = set()
+        for index, bot in enumerate(self.bot):
+            if bot.name in seen:  # the error points at the second table's name
+                raise _error_at(("bot", index, "name"), bot.name, "duplicate_name",
+                                "an earlier [[bot]] has this name already; give each bot a name of its own")
+            seen.add(bot.name)
         return self
 
     def get(self, name: str) -> BotConfig | None:
         return next((b for b in self.bot if b.name == name), None)
 
 
+def _error_at(loc: tuple[str | int, ...], value: Any, kind: str, message: str) -> ValidationError:
+    """A validation error at `loc`, so that `load_bots_file` can name the field and its line."""
+    details = InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=value)
+    return ValidationError.from_exception_data("BotsFile", [details])
+
+
 def load_bots_file(path: Path) -> BotsFile:
     try:
-        text = path.read_text(encoding="utf-8")
+        data_bytes = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"Cannot read {path} ({exc.strerror}); check the path given to --config.") from None
+    try:
+        text = data_bytes.decode("utf-8-sig")  # -sig: a byte order mark from a Windows editor is not TOML's business
+    except UnicodeDecodeError as exc:
+        raise ConfigError(_not_utf8(path, data_bytes, exc)) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -15,13 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.errors import ConfigError
 from bot.novelty import NoveltyIndex, normalize, split_words
+from scrapers.text import CONTROL, printable
 
 logger = logging.getLogger(__name__)
 
 Predicate = Callable[[str], str | None]  # a filter: the text in, None (keep) or the reason it rejects out
 
 PLATFORMS = ("reddit", "x", "file")  # "file": the dry-run publisher, which writes posts to a file
-FILTER_NAMES = ("length", "novelty", "duplicate", "blocklist", "mentions", "links")  # the order they run in
+CONTROLS = "controls"  # the filter that always runs, first: no post may hold a control character
+FILTER_NAMES = (CONTROLS, "length", "novelty", "duplicate", "blocklist", "mentions", "links")  # the order they run in
 
 X_MAX_CHARS = 280  # characters in a post on X
 X_URL_CHARS = 23  # characters X counts for any link, whatever its length (t.co wrapping)
@@ -93,6 +95,13 @@ def platform_length(text: str, *, platform: str) -> int:
     if platform == "x":
         return len(URL_PATTERN.sub("_" * X_URL_CHARS, text))
     return len(text)
+
+
+def check_controls(text: str) -> str | None:
+    """Reject a text with a C0 or C1 control character other than tab and newline (scrapers.text's rule): an
+    escape sequence in a post would drive the terminal of whoever reads it there, or here."""
+    match = CONTROL.search(text)
+    return None if match is None else f"contains the control character {printable(match.group(0))}"
 
 
 def check_length(text: str, *, min_words: int, max_chars: int | None, platform: str) -> str | None:
@@ -202,7 +211,7 @@ class FilterSet:
         """(name, predicate) for each filter the config and platform turn on, in FILTER_NAMES order."""
         max_chars = _max_chars(config, platform=platform)
         length = partial(check_length, min_words=config.min_words, max_chars=max_chars, platform=platform)
-        filters: list[tuple[str, Predicate]] = [("length", length)]
+        filters: list[tuple[str, Predicate]] = [(CONTROLS, check_controls), ("length", length)]
         if config.novelty and novelty is not None:
             filters.append(("novelty", novelty.check))
         filters.append(("duplicate", self._check_duplicate))

@@ -15,16 +15,18 @@ from bot import queue, registry
 from bot.config import BotConfig, Settings
 from bot.corpus import get_corpus, iter_texts
 from bot.errors import BotError
-from bot.filters import FilterConfig, FilterSet, Rejection
+from bot.filters import CONTROLS, FilterConfig, FilterSet, Rejection, check_controls
 from bot.novelty import NoveltyIndex
 from bot.store import Store
 from bot.store.schema import Candidate, StoredDocument
 from models.errors import ModelError
 from models.sampler import Sample, SamplingSettings
+from scrapers.text import CONTROL, printable
 
 log = logging.getLogger(__name__)
 
 UNFINISHED = "unfinished"  # the rejection of a sample cut off at the length cap before it ended
+EMPTY = "empty"  # the rejection of a sample that ended before it added anything to the prefix
 DEFAULT_PLATFORM = "reddit"  # whose length and link rules apply when no bot says
 
 
@@ -62,20 +64,24 @@ def generate(store: Store, settings: Settings, model_name: str, *, n: int, sampl
     """Sample `n` texts; with `filters`, keep those every filter passes; with `enqueue_bot`, queue them as pending
     (at most `enqueue_limit` of them: the best by mean log-probability per token)."""
     started = time.monotonic()
+    control = CONTROL.search(prefix)
+    if control:
+        raise BotError(f"The prefix contains the control character {printable(control.group(0))}, which no post may "
+                       "hold; remove it.")
     model = registry.load(settings, model_name)
     report = GenerationReport(model=model_name)
     with store.session() as session:
         filter_set = _filter_set(session, settings, model.info.get("corpus"), filters, platform, enqueue_bot)
         for sample in model.sampler().iter_samples(n, sampling, prefix=prefix, seed=seed):
             report.sampled += 1
-            rejection = _judge(sample, filter_set)
+            rejection = _judge(sample, filter_set, prefix)
             if rejection:
                 report.rejected.append((sample, rejection))
             else:
                 report.accepted.append(sample)
             if progress:
                 progress(report.sampled)
-        report.counts = {name: 0 for name in ((UNFINISHED,) + (filter_set.names if filter_set else ()))}
+        report.counts = {name: 0 for name in ((UNFINISHED, EMPTY) + (filter_set.names if filter_set else (CONTROLS,)))}
         for _, rejection in report.rejected:
             report.counts[rejection.filter] += 1
         if enqueue_bot:
@@ -104,10 +110,16 @@ def _filter_set(session: Session, settings: Settings, corpus: str | None, config
     return FilterSet(config, platform=platform, novelty=index, existing=existing)
 
 
-def _judge(sample: Sample, filter_set: FilterSet | None) -> Rejection | None:
+def _judge(sample: Sample, filter_set: FilterSet | None, prefix: str) -> Rejection | None:
+    """Unfinished and empty samples are never kept, and never a text with control characters, filters or not."""
     if not sample.complete:
         return Rejection(UNFINISHED, f"no end within {sample.tokens} tokens")
-    return filter_set.accept(sample.text) if filter_set else None
+    if sample.empty:
+        return Rejection(EMPTY, "adds nothing to the prefix" if prefix.strip() else "is empty")
+    if filter_set is None:
+        reason = check_controls(sample.text)
+        return Rejection(CONTROLS, reason) if reason else None
+    return filter_set.accept(sample.text)
 
 
 def filters_for_candidate(session: Session, settings: Settings, candidate: Candidate,

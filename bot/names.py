@@ -3,8 +3,15 @@
 import re
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-NAME_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+NAME_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"  # NAME_PATTERN, for people
 
 
 def is_valid_name(name: str) -> bool:
     return re.match(NAME_PATTERN, name) is not None
+
+
+def check_name(name: str) -> str:
+    """`name` unchanged, or ValueError with the rule in words (pydantic and the CLI show it to the user)."""
+    if not is_valid_name(name):
+        raise ValueError(f"use {NAME_RULE}")
+    return name

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import BotConfig, BotsFile, Settings
 from bot.errors import BotError, NotFoundError, QueueError
-from bot.filters import FilterSet, Rejection
+from bot.filters import CONTROLS, FilterSet, Rejection, check_controls
 from bot.processes import owner_gone, process_owner
 from bot.publishers import Outcome, Posted, Publisher, PublishError, open_publisher
 from bot.store import Store, insert_ignoring_conflict
@@ -232,7 +232,8 @@ def post_next(store: Store, settings: Settings, bot: BotConfig, *, candidate_id:
     own_publisher = publisher is None
     publisher = publisher or open_publisher(settings, bot)
     try:
-        check = post_time_filters(store, settings, bot) if bot.mode == "autonomous" and not candidate_id else None
+        check = (post_time_filters(store, settings, bot) if bot.mode == "autonomous" and not candidate_id
+                 else no_control_characters)
         claimed = claim(store, bot, owner=owner, candidate_id=candidate_id, check=check)
         if isinstance(claimed, Skip):
             return PostOutcome(bot.name, claimed.reason, claimed.message, retry_at=claimed.until)
@@ -310,6 +311,13 @@ def record_failure(store: Store, settings: Settings, bot: BotConfig, claimed: Cl
     logger.warning("bot %s: candidate %d %s: %s", bot.name, claimed.candidate_id, status, message)
     return PostOutcome(bot.name, status, f"candidate {claimed.candidate_id} {status}: {message}",
                        claimed.candidate_id, retry_at=retry_at)
+
+
+def no_control_characters(candidate: Candidate) -> Rejection | None:
+    """What every post is checked for, approved by a person or not: a candidate stored before the `controls`
+    filter existed may hold a control character, and none may reach a platform."""
+    reason = check_controls(candidate.text)
+    return Rejection(CONTROLS, reason) if reason else None
 
 
 def post_time_filters(store: Store, settings: Settings, bot: BotConfig) -> Check:

@@ -1,7 +1,8 @@
 """The review queue: candidates a bot may post, and what a person decides about them.
 
 Status flow (DESIGN.md): pending -> approved -> posting -> posted; pending -> rejected; posting -> failed
-(retryable); a `posting` row found after a crash becomes `unknown`, for a person to decide.
+(retryable); a `posting` row found after a crash becomes `unknown`, for a person to decide. A rejected candidate is
+never posted unless a person approves it again (they may change their mind); its rejection then stays on record.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.errors import NotFoundError, QueueError
-from bot.filters import FilterSet
+from bot.filters import CONTROLS, FilterSet, Rejection, check_controls
 from bot.store.schema import Candidate, Status, utcnow
 from models.sampler import Sample
 
@@ -77,8 +78,9 @@ def get_candidate(session: Session, candidate_id: int) -> Candidate:
 
 
 def _move(session: Session, ids: Sequence[int], allowed: tuple[Status, ...], to: Status,
-          change: Callable[[Candidate], None] | None = None) -> list[Candidate]:
-    """Move every candidate or none: one that may not move stops the whole command before anything changes."""
+          change: Callable[[Candidate, str], None] | None = None) -> list[Candidate]:
+    """Move every candidate or none: one that may not move stops the whole command before anything changes.
+    `change(candidate, old_status)` finishes each move."""
     candidates = [get_candidate(session, i) for i in ids]
     for c in candidates:
         if c.status not in allowed and c.status != to:
@@ -87,37 +89,50 @@ def _move(session: Session, ids: Sequence[int], allowed: tuple[Status, ...], to:
             )
     now = utcnow()
     for c in candidates:
+        old = c.status
         c.status, c.updated_at = to, now
         if change:
-            change(c)
+            change(c, old)
     return candidates
 
 
 def approve(session: Session, ids: Sequence[int]) -> list[Candidate]:
-    """Approve candidates; review-mode bots post them in the order they were approved."""
-    def approved_now(c: Candidate) -> None:
-        c.reason, c.retry_at, c.approved_at = None, None, c.updated_at
+    """Approve candidates; review-mode bots post them in the order they were approved. A rejected candidate may be
+    approved again (a person may change their mind), and its rejection stays visible in its reason."""
+    def approved_now(c: Candidate, old: str) -> None:
+        c.reason = approved_again(c.reason) if old == Status.REJECTED else None
+        c.retry_at, c.approved_at = None, c.updated_at
 
     return _move(session, ids, APPROVABLE, Status.APPROVED, approved_now)
 
 
+def approved_again(rejection: str | None) -> str:
+    """The reason an approved-again candidate keeps: the rejection a person overruled."""
+    return f"approved again after rejection (was: {rejection or 'rejected'})"
+
+
 def reject(session: Session, ids: Sequence[int], *, reason: str | None = None) -> list[Candidate]:
-    def set_reason(c: Candidate) -> None:
+    """Reject candidates; they are kept, and never posted unless approved again."""
+    def set_reason(c: Candidate, old: str) -> None:
         c.reason, c.retry_at = reason or "rejected by a reviewer", None
 
     return _move(session, ids, REJECTABLE, Status.REJECTED, set_reason)
 
 
 def edit(session: Session, candidate_id: int, text: str, filters: FilterSet | None) -> Candidate:
-    """Replace the text after the filters pass it (the candidate's own old text does not count as a duplicate)."""
+    """Replace the text after the filters pass it (the candidate's own old text does not count as a duplicate);
+    without filters, a text with a control character is still refused."""
     candidate = get_candidate(session, candidate_id)
     if candidate.status not in EDITABLE:
         raise QueueError(f"Candidate {candidate.id} is {candidate.status} and can no longer be edited.")
     text = text.strip()
     if filters is not None:
         rejection = filters.check(text)
-        if rejection:
-            raise QueueError(f"The edit was not saved: the {rejection.filter} filter rejects it ({rejection.reason}).")
+    else:  # no filters, but never a control character (the filters check that first)
+        reason = check_controls(text)
+        rejection = Rejection(CONTROLS, reason) if reason else None
+    if rejection:
+        raise QueueError(f"The edit was not saved: the {rejection.filter} filter rejects it ({rejection.reason}).")
     candidate.text, candidate.updated_at = text, utcnow()
     return candidate
 

@@ -121,7 +121,7 @@ def _store_pages(store: Store, corpus: str, pages: Iterator[Page], summary: Sour
                 with store.session() as session:
                     result = add_documents(session, corpus, page.documents)
                 summary.added += result.added
-                summary.stored += result.seen
+                summary.stored += result.seen - result.empty  # documents left empty by cleaning are not stored
             summary.fetched += page.fetched
             summary.skipped.update(page.skipped)
             if reporter:

@@ -19,8 +19,9 @@ from bot.config import Settings
 from bot.corpus import count_words, load_texts
 from bot.errors import BotError
 from bot.store import Store
+from models.artifact import ModelArtifact, load_model
 from models.config import ModelConfig, preset
-from models.trainer import LogReporter, TrainingReporter, TrainingSummary, train_model
+from models.trainer import LogReporter, TrainingReporter, TrainingSummary, resume_problem, train_model
 
 logger = logging.getLogger(__name__)
 
@@ -40,19 +41,31 @@ def train(store: Store, settings: Settings, corpus: str, model_name: str, config
           reporter: TrainingReporter | None = None, overrides: dict[str, object] | None = None,
           directory: Path | None = None) -> TrainingSummary:
     """Train `config`, or the preset of that name ("auto": chosen by the corpus's size), changed by `overrides`,
-    into BOT_HOME/models/`model_name` (or `directory`)."""
+    into BOT_HOME/models/`model_name` (or `directory`).
+
+    With `resume`, the model keeps its own settings (`config` may only be "auto" or the model's own preset) and
+    continues on the corpus it was trained on, whose documents may have grown but not changed.
+    """
     preset_name = config if isinstance(config, str) else None
-    if preset_name is not None and preset_name != AUTO:
-        config = preset(preset_name)  # an unknown name fails here, before anything is read
     directory = directory or settings.model_dir(model_name)
+    if resume and not directory.exists():
+        raise BotError(f"There is no model named {model_name!r} to resume; train it without --resume first.")
+    if preset_name is not None and preset_name != AUTO and not resume:
+        config = preset(preset_name)  # an unknown name fails here, before anything is read
     if directory.exists() and not (resume or replace):
         raise BotError(
             f"A model named {model_name!r} exists; pass --resume to continue training it or --force to replace it."
         )
-    if resume and not directory.exists():
-        raise BotError(f"There is no model named {model_name!r} to resume; train it without --resume first.")
+    trained = load_model(directory) if resume else None
+    if trained is not None:
+        config, preset_name = _resumed_settings(trained, model_name, corpus, config)
     with store.session() as session:
         texts = load_texts(session, corpus)
+    if trained is not None:
+        problem = resume_problem(texts, trained.info)
+        if problem:
+            raise BotError(f"Model {model_name!r} cannot resume on corpus {corpus!r} because {problem}; a resume "
+                           "may only add documents, so train it again with --force.")
     if preset_name == AUTO:
         preset_name = choose_preset(texts)
         config = preset(preset_name)
@@ -62,11 +75,33 @@ def train(store: Store, settings: Settings, corpus: str, model_name: str, config
         directory.unlink()  # a retrained model: its versions stay under .versions until the next retrain
     elif replace and not resume and directory.exists():
         shutil.rmtree(directory)
-    info = {"corpus": corpus, "documents": len(texts), "preset": preset_name,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    if trained is not None:
+        info = {**trained.info, "resumed_at": now}  # corpus, preset, created_at: what it was first trained as
+    else:
+        info = {"corpus": corpus, "preset": preset_name, "created_at": now}  # the trainer adds what it read
     summary = train_model(texts, directory, config, reporter=reporter, max_minutes=max_minutes, resume=resume,
                           info=info)
     return dataclasses.replace(summary, preset=preset_name)
+
+
+def _resumed_settings(trained: ModelArtifact, model_name: str, corpus: str,
+                      asked: ModelConfig | str) -> tuple[ModelConfig, str | None]:
+    """The config and preset a resume continues with: the model's own, on the corpus it was trained on."""
+    own_preset = trained.info.get("preset")
+    if isinstance(asked, ModelConfig) and asked != trained.config or (
+            isinstance(asked, str) and asked not in (AUTO, own_preset)):
+        given = f" {asked}" if isinstance(asked, str) else ""
+        raise BotError(f"A resumed model keeps the settings it was trained with, so --preset cannot change on "
+                       f"--resume; leave --preset out, or train a new model with --preset{given}.")
+    trained_on = trained.info.get("corpus")
+    if not trained_on:
+        raise BotError(f"Model {model_name!r} does not record the corpus it was trained on, so it cannot resume; "
+                       "train it again with --force.")
+    if trained_on != corpus:
+        raise BotError(f"Model {model_name!r} was trained on corpus {trained_on!r}, not {corpus!r}; resume it on "
+                       f"{trained_on!r}, or train a new model on {corpus!r}.")
+    return trained.config, own_preset
 
 
 class TrainingCancelled(BotError):

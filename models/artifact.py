@@ -14,6 +14,7 @@ the wrong vocabulary), and says what does not match.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import zipfile
@@ -34,6 +35,8 @@ CONFIG, TOKENIZER, WEIGHTS, METRICS, VERSIONS = (
     "config.json", "tokenizer.json", "weights.npz", "metrics.json", "versions.json")
 CHECKPOINT = "checkpoint"
 REQUIRED = (CONFIG, TOKENIZER, WEIGHTS, METRICS, VERSIONS)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -101,15 +104,22 @@ def _read_json(path: Path) -> Any:
 
 
 def load_weights(path: Path) -> dict[str, np.ndarray]:
+    """The named arrays in `path`; never unpickles (numpy refuses to), and says so in our words, not numpy's."""
+    damaged = ArtifactError(f"{path} is damaged or is not a model's weights; retrain the model or restore the file.")
     try:
         with np.load(path) as data:
-            return {k: data[k] for k in data.files}
+            weights = {k: data[k] for k in data.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise ArtifactError(f"{path} is damaged ({exc}); retrain the model.") from exc
+        # numpy's own message for a file that is not .npz advises loading it "unsafely using allow_pickle"
+        log.debug("cannot load %s: %s", path, exc)
+        raise damaged from exc
+    if any(not np.issubdtype(array.dtype, np.floating) for array in weights.values()):
+        raise damaged  # text or integer arrays: some other .npz file
+    return weights
 
 
 def check_weights(weights: dict[str, np.ndarray], config: ModelConfig, vocab_size: int, where: Path) -> None:
-    """Every expected array is there with the expected shape, and nothing else."""
+    """Every expected array is there with the expected shape, and nothing else; every value is a finite number."""
     expected = weight_shapes(config, vocab_size)
     missing = sorted(set(expected) - set(weights))
     extra = sorted(set(weights) - set(expected))
@@ -124,6 +134,11 @@ def check_weights(weights: dict[str, np.ndarray], config: ModelConfig, vocab_siz
                 f"{where} holds {key} of shape {weights[key].shape} but config.json and tokenizer.json "
                 f"({vocab_size} pieces) need {shape}; the weights belong to another model or vocabulary."
             )
+    broken = [key for key in expected if not np.isfinite(weights[key]).all()]
+    if broken:
+        raise ArtifactError(
+            f"{where} holds NaN or infinite values (in {', '.join(broken)}), so the model is damaged; retrain it."
+        )
 
 
 def load_model(path: Path) -> ModelArtifact:

@@ -11,3 +11,7 @@ class CorpusTooSmallError(ModelError):
 
 class ArtifactError(ModelError):
     """A model directory is missing, damaged, or does not match itself (weights vs vocabulary vs config)."""
+
+
+class CorpusChangedError(ModelError):
+    """A resume was asked on documents other than those the model was trained on (plus documents added since)."""

@@ -9,6 +9,7 @@ are needed the batch shrinks, so a step costs in proportion to the samples still
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,7 @@ class Sample:
     tokens: int  # generated tokens, <eos> included when reached
     complete: bool  # ended with <eos> rather than at the length cap
     ids: tuple[int, ...] = ()  # the generated token ids, <eos> included
+    empty: bool = False  # nothing but <eos> or whitespace was generated: the text is the prefix alone
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,9 @@ class SamplingSettings:
     max_tokens: int = DEFAULT_MAX_TOKENS
 
     def __post_init__(self) -> None:
-        if not self.temperature > 0:
-            raise ModelError("The temperature must be greater than 0 (try 0.5 to 1.0).")
-        if self.top_k < 0 or not 0 < self.top_p <= 1:
+        if not (math.isfinite(self.temperature) and self.temperature > 0):  # inf and NaN compare oddly
+            raise ModelError("The temperature must be a finite number greater than 0 (try 0.5 to 1.0).")
+        if self.top_k < 0 or not (math.isfinite(self.top_p) and 0 < self.top_p <= 1):
             raise ModelError("top-k must be 0 or more and top-p must be in (0, 1].")
         if self.max_tokens < 1:
             raise ModelError("The maximum length must be at least 1 token.")
@@ -168,8 +170,10 @@ class Sampler:
     def _finish(self, prefix_pieces: list[str], ids: list[int], logprob: float) -> Sample:
         complete = ids[-1] == EOS_ID
         # Whitespace pieces (a lone space, a newline) can open or close a sample; a post never should.
-        text = join(prefix_pieces + [self.tokenizer.pieces[i] for i in ids if i != EOS_ID]).strip()
-        return Sample(text=text, logprob=logprob, tokens=len(ids), complete=complete, ids=tuple(ids))
+        generated = [self.tokenizer.pieces[i] for i in ids if i != EOS_ID]
+        text = join(prefix_pieces + generated).strip()
+        return Sample(text=text, logprob=logprob, tokens=len(ids), complete=complete, ids=tuple(ids),
+                      empty=not "".join(generated).strip())
 
 
 def _choose_rows(logits: np.ndarray, draws: np.ndarray,

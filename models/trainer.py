@@ -4,12 +4,19 @@ Every epoch ends with the validation loss on held-out documents; the weights of 
 the model directory at once (so an interrupted run still leaves a usable model), and the latest weights and
 optimizer state go to `checkpoint/` for `--resume`. Training stops at the epoch limit, after `patience` epochs
 without improvement, or at the time limit (mid-epoch: the partial epoch is validated and kept if better).
+
+A resume must see the same held-out documents, or "best so far" would compare losses on different text: the model
+records how many documents it was trained on, a fingerprint of them and how it split them, and a resume accepts
+those documents, in the same order, plus documents added after them, which all go to training.
 """
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,7 +28,7 @@ import numpy as np
 from models import artifact
 from models.config import ModelConfig, parameter_count
 from models.data import make_windows, shuffle_documents, split_documents
-from models.errors import ArtifactError, CorpusTooSmallError
+from models.errors import ArtifactError, CorpusChangedError, CorpusTooSmallError
 from models.sampler import Sampler, SamplingSettings
 from models.tokenizer import Tokenizer
 
@@ -31,6 +38,11 @@ MIN_DOCUMENTS = 10  # at least one held out for validation and most left to lear
 MIN_TRAIN_TOKENS = 500  # below this there is nothing for a word-level model to learn
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)  # shown during training
 SAMPLES_PER_TEMPERATURE = 2
+NOT_RECORDED = "the model does not record which documents it was trained on"  # a resume_problem
+# Device nodes of an NVIDIA GPU (Linux; /dev/dxg: WSL). Without one, TensorFlow's only C++ ERROR line at start-up
+# is "failed call to cuInit", printed at every training; with one, its CUDA errors are real and stay visible.
+GPU_DEVICES = ("/dev/nvidia[0-9]*", "/dev/nvidiactl", "/dev/dxg")
+QUIET_LOG_LEVEL = "3"  # TF_CPP_MIN_LOG_LEVEL hiding C++ INFO, WARNING and ERROR lines (TF's errors raise in Python)
 
 
 @dataclass(frozen=True)
@@ -117,12 +129,23 @@ class _Progress:
 def train_model(documents: Sequence[str], directory: Path, config: ModelConfig, *,
                 reporter: TrainingReporter | None = None, max_minutes: float | None = None,
                 resume: bool = False, info: dict[str, Any] | None = None) -> TrainingSummary:
-    """Train on `documents` (one text each) and write the model directory; returns what happened."""
-    train_idx, valid_idx = _split(documents, config)
-    train_docs = [documents[i] for i in train_idx]
+    """Train on `documents` (one text each) and write the model directory; returns what happened.
+
+    With `resume`, `documents` must be those the model was trained on plus any added after them (`resume_problem`).
+    """
+    tokenizer: Tokenizer | None = None
     if resume:
-        tokenizer = artifact.load_model(directory).tokenizer  # the vocabulary is fixed once trained
+        trained = artifact.load_model(directory)
+        problem = resume_problem(documents, trained.info)
+        if problem:
+            raise CorpusChangedError(
+                f"The model in {directory} cannot resume on these documents ({problem}); train it anew instead.")
+        tokenizer, split = trained.tokenizer, trained.info["split"]  # the vocabulary is fixed once trained
     else:
+        split = {"documents": len(documents), "seed": config.seed, "valid_fraction": config.valid_fraction}
+    train_idx, valid_idx = _split(documents, split)
+    train_docs = [documents[i] for i in train_idx]
+    if tokenizer is None:
         tokenizer = Tokenizer.build(train_docs, max_vocab=config.max_vocab, min_count=config.min_count)
     train_stream = tokenizer.encode_corpus(train_docs)
     needed = max(MIN_TRAIN_TOKENS, config.batch_size * config.window + 1)  # one full batch of windows at least
@@ -132,18 +155,54 @@ def train_model(documents: Sequence[str], directory: Path, config: ModelConfig, 
             f"(and {MIN_DOCUMENTS} documents): import or scrape more text first."
         )
     valid_stream = tokenizer.encode_corpus(documents[i] for i in valid_idx)
+    record = {"documents": len(documents), "fingerprint": fingerprint(documents), "split": split}
     trainer = Trainer(config, tokenizer, train_stream, valid_stream, directory,
-                      reporter=reporter or LogReporter(), info=info or {})
+                      reporter=reporter or LogReporter(), info={**(info or {}), **record})
     return trainer.run(max_minutes=max_minutes, resume=resume)
 
 
-def _split(documents: Sequence[str], config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
+def fingerprint(documents: Sequence[str]) -> str:
+    """SHA-256 of the documents in order (each length-prefixed, so no two lists of texts hash alike)."""
+    digest = hashlib.sha256()
+    for text in documents:
+        data = text.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def resume_problem(documents: Sequence[str], info: dict[str, Any]) -> str | None:
+    """Why a model trained with `info` cannot resume on `documents`, or None: they must start with the documents it
+    was trained on, unchanged and in order; documents added after those are fine."""
+    recorded, printed, split = info.get("documents"), info.get("fingerprint"), info.get("split")
+    if not (isinstance(recorded, int) and isinstance(printed, str) and isinstance(split, dict)):
+        return NOT_RECORDED
+    if len(documents) < recorded:
+        return f"the corpus has {len(documents)} documents, fewer than the {recorded} the model was trained on"
+    if fingerprint(documents[:recorded]) != printed:
+        return "documents the model was trained on were edited or removed since"
+    return None
+
+
+def _split(documents: Sequence[str], split: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation indices: the seeded split of the first `split["documents"]` documents (all of them,
+    unless resuming), and every document after those in training, so the held-out set never changes."""
     if len(documents) < MIN_DOCUMENTS:
         raise CorpusTooSmallError(
             f"The corpus has {len(documents)} documents; training needs at least {MIN_DOCUMENTS} "
             f"(and {MIN_TRAIN_TOKENS} tokens): import or scrape more text first."
         )
-    return split_documents(len(documents), valid_fraction=config.valid_fraction, seed=config.seed)
+    split_from = split["documents"]
+    train_idx, valid_idx = split_documents(split_from, valid_fraction=split["valid_fraction"], seed=split["seed"])
+    return np.concatenate([train_idx, np.arange(split_from, len(documents))]), valid_idx
+
+
+def quiet_backend_logs(environ: Any = os.environ) -> None:
+    """Keep TensorFlow from printing "failed call to cuInit" at every training on a machine without a GPU; must run
+    before the backend is imported, and leaves a TF_CPP_MIN_LOG_LEVEL the user set alone."""
+    if "TF_CPP_MIN_LOG_LEVEL" in environ or any(glob.glob(pattern) for pattern in GPU_DEVICES):
+        return
+    environ["TF_CPP_MIN_LOG_LEVEL"] = QUIET_LOG_LEVEL
 
 
 class Trainer:
@@ -152,6 +211,7 @@ class Trainer:
     def __init__(self, config: ModelConfig, tokenizer: Tokenizer, train_stream: np.ndarray,
                  valid_stream: np.ndarray, directory: Path, *, reporter: TrainingReporter,
                  info: dict[str, Any] | None = None) -> None:
+        quiet_backend_logs()
         import keras  # the backend starts here, not when `models` is imported
 
         from models import fitting, network

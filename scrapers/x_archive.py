@@ -1,4 +1,10 @@
-"""Reading the tweets of an X (Twitter) account archive: its `data/tweets.js`, its folder, or its `.zip`."""
+"""Reading the tweets of an X (Twitter) account archive: its `data/tweets.js`, its folder, or its `.zip`.
+
+Its .js files are decoded by the same rule as every imported file (`scrapers.files.text_encoding`), and control
+characters are removed from the tweets' text as from every imported file's (a tweet left blank is skipped).
+A .zip is read without unzipping it to disk, so what its members may unpack to is capped (`MAX_UNPACKED_BYTES`
+in all, `MAX_COMPRESSION_RATIO` each): a small zip can otherwise claim gigabytes of memory.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,8 @@ from pathlib import Path
 
 from scrapers.documents import Document
 from scrapers.errors import ImportFormatError
+from scrapers.files import decode_text, refuse_lone_surrogates
+from scrapers.text import strip_controls
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +34,11 @@ ACCOUNT_FILE = "account.js"
 # tweets.js, or tweet.js in older archives; big accounts get tweets-part1.js, tweets-part2.js, ...
 TWEETS_FILE = re.compile(r"^tweets?(?:-part(?P<part>\d+))?\.js$")
 TWEETS_EXAMPLE = "window.YTD.tweets.part0 = [...]"
+TWEET_ID = re.compile(r"[0-9]{1,32}")  # X's ids are 64-bit numbers; written as text in id_str
+GIB = 1 << 30  # bytes
+MAX_UNPACKED_BYTES = 1 * GIB  # what the members read from one .zip may unpack to, together
+MAX_COMPRESSION_RATIO = 100  # unpacked bytes per packed byte; X's JSON packs about 10 to 1, zip bombs about 1000
+RATIO_CHECKED_FROM_BYTES = 1 << 20  # 1 MiB: a smaller member costs little memory, whatever its ratio
 
 
 def read_archive(path: Path, *, include_retweets: bool = False) -> Iterator[Document]:
@@ -62,18 +75,51 @@ def _read_zip(path: Path, *, include_retweets: bool) -> Iterator[Document]:
             if not members:
                 raise _no_tweets_file(path)
             account = posixpath.join(posixpath.dirname(members[0]), ACCOUNT_FILE)
+            _check_sizes(path, [archive.getinfo(name) for name in [account, *members] if name in names])
             author = None
             if account in names:
-                author = _username_from(archive.read(account), label=f"{path}/{account}")
+                author = _username_from(_unpack(archive, account, path=path), label=f"{path}/{account}")
             for member in members:
                 label = f"{path}/{member}"
-                items = _parse_js(archive.read(member), label=label)
+                items = _parse_js(_unpack(archive, member, path=path), label=label)
                 yield from _documents(items, label=label, author=author, include_retweets=include_retweets)
     except zipfile.BadZipFile as error:
         raise ImportFormatError(
             f"{path} is a damaged .zip file ({error}); "
             "download the X archive again or pass its unzipped folder."
         ) from error
+
+
+def _check_sizes(path: Path, members: list[zipfile.ZipInfo]) -> None:
+    """Refuse, before unpacking anything, an archive whose members would unpack to more than the caps allow."""
+    total = sum(info.file_size for info in members)
+    if total > MAX_UNPACKED_BYTES:
+        raise _too_big(path, total)
+    for info in members:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size >= RATIO_CHECKED_FROM_BYTES and ratio > MAX_COMPRESSION_RATIO:
+            raise ImportFormatError(
+                f"{path}/{info.filename} unpacks to {ratio:,.0f} times its "
+                f"packed size, more than the {MAX_COMPRESSION_RATIO} of a real X archive; "
+                "if you trust the file, unzip it yourself and pass its folder."
+            )
+
+
+def _unpack(archive: zipfile.ZipFile, member: str, *, path: Path) -> bytes:
+    # zipfile stops at the size the member declares, which _check_sizes capped; reading one byte past the cap
+    # keeps that promise even if it did not.
+    with archive.open(member) as stream:
+        content = stream.read(MAX_UNPACKED_BYTES + 1)
+    if len(content) > MAX_UNPACKED_BYTES:
+        raise _too_big(path, len(content))
+    return content
+
+
+def _too_big(path: Path, size: int) -> ImportFormatError:
+    return ImportFormatError(
+        f"{path} unpacks to more than {MAX_UNPACKED_BYTES // GIB} GiB ({size:,} bytes), the most this reads "
+        "from an X archive; if you trust the file, unzip it yourself and pass its folder."
+    )
 
 
 def _part_number(name: str) -> int:
@@ -91,13 +137,16 @@ def _no_tweets_file(path: Path) -> ImportFormatError:
 
 def _parse_js(content: bytes, *, label: str) -> list[object]:
     """The list assigned in `window.YTD.tweets.part0 = [...]`."""
+    text = decode_text(content, label=label)
     try:
-        _, equals, payload = content.decode("utf-8-sig").partition("=")
+        _, equals, payload = text.partition("=")
         items = json.loads(payload.strip().rstrip(";")) if equals else None
-    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
+    except (ValueError, RecursionError) as error:  # bad JSON, a number of over 4,300 digits, too deep nesting
         raise _not_archive(label) from error
     if not isinstance(items, list):
         raise _not_archive(label)
+    if "\\u" in payload:  # only a \u escape can make half a surrogate pair
+        refuse_lone_surrogates(items, where=label)
     return items
 
 
@@ -118,7 +167,9 @@ def _documents(items: list[object], *, label: str, author: str | None,
                 f"{label} item {number} has no full_text; pass the tweets.js of an unmodified X archive."
             )
         if include_retweets or not _is_retweet(tweet):
-            yield _document(tweet, where=f"{label} item {number}", author=author)
+            document = _document(tweet, where=f"{label} item {number}", author=author)
+            if document.text.strip():  # nothing left once control characters are gone: skipped, as a blank line is
+                yield document
 
 
 def _is_retweet(tweet: dict) -> bool:
@@ -126,13 +177,18 @@ def _is_retweet(tweet: dict) -> bool:
 
 
 def _document(tweet: dict, *, where: str, author: str | None) -> Document:
-    tweet_id = str(tweet.get("id_str") or tweet.get("id") or "")
-    if not tweet_id:
+    value = tweet.get("id_str") or tweet.get("id")
+    if value is None or value == "":
         raise ImportFormatError(f"{where} has no id_str; pass the tweets.js of an unmodified X archive.")
+    tweet_id = str(value)
+    if isinstance(value, bool) or not TWEET_ID.fullmatch(tweet_id):
+        raise ImportFormatError(
+            f"{where} has id_str {value!r}, not a tweet id (digits); pass the tweets.js of an unmodified X archive."
+        )
     return Document(
         source=X_SOURCE,
         external_id=tweet_id,
-        text=html.unescape(tweet["full_text"]),  # the archive keeps X's HTML escaping: &amp; &lt; &gt;
+        text=strip_controls(html.unescape(tweet["full_text"])),  # the archive keeps X's HTML escaping: &amp; &lt;
         author=author,
         created_at=_parse_time(tweet.get("created_at"), where=where),
         score=_parse_count(tweet.get("favorite_count"), where=where),
@@ -145,7 +201,7 @@ def _parse_time(value: object, *, where: str) -> datetime | None:
         return None
     try:
         return datetime.strptime(str(value), X_TIME_FORMAT).astimezone(UTC)
-    except ValueError as error:
+    except (ValueError, OverflowError) as error:  # OverflowError: before year 1 or after 9999 in UTC
         raise ImportFormatError(
             f"{where} has created_at {value!r}, not a time like 'Wed Oct 10 20:19:24 +0000 2018'; "
             "pass the tweets.js of an unmodified X archive."
@@ -173,9 +229,10 @@ def _username(account_file: Path) -> str | None:
 def _username_from(content: bytes, *, label: str) -> str | None:
     """The username in account.js; the tweets are worth importing without it, so a bad file only warns."""
     try:
-        _, _, payload = content.decode("utf-8-sig").partition("=")
+        _, _, payload = decode_text(content, label=label).partition("=")
         username = json.loads(payload)[0]["account"]["username"]
-    except (ValueError, LookupError, TypeError):
+        username.encode("utf-8")  # half a surrogate pair (a lone \ud83d escape) is no name
+    except (ValueError, LookupError, TypeError, AttributeError, RecursionError, ImportFormatError):
         logger.warning("%s has no readable account username; importing the tweets without an author.", label)
         return None
     return username if isinstance(username, str) and username else None

@@ -1,4 +1,8 @@
-"""`bot import` and `bot corpus list|show|export|delete`."""
+"""`bot import` and `bot corpus list|show|export|delete`.
+
+Text from the store is printed through `scrapers.text.printable`, so a control character stored before the
+store removed them shows as an escape (\\x1b) and cannot drive the terminal.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import typer
 
 from bot.cli import app
 from bot.cli.options import JSON, corpus_name
+from scrapers.text import printable
 
 corpus_app = typer.Typer(help="List, show, export and delete corpora.", no_args_is_help=True)
 app.add_typer(corpus_app, name="corpus")
@@ -34,12 +39,13 @@ def import_(
     with output.counter(f"Importing {path.name}") as update, context.store().session() as session:
         result = add_documents(session, corpus, documents, progress=update)
     summary = {"corpus": corpus, "path": str(path), "read": result.seen, "added": result.added,
-               "already_present": result.already_present}
+               "already_present": result.already_present, "empty": result.empty}
     if json_:
         output.print_json(summary)
-    else:
-        output.console.print(f"Imported {path.name} into corpus {corpus!r}: {result.seen:,} read, "
-                             f"{result.added:,} new, {result.already_present:,} already present.", markup=False)
+        return
+    empty = f", {result.empty:,} empty once control characters were removed" if result.empty else ""
+    output.console.print(f"Imported {path.name} into corpus {corpus!r}: {result.seen:,} read, "
+                         f"{result.added:,} new, {result.already_present:,} already present{empty}.", markup=False)
 
 
 @corpus_app.command("list")
@@ -58,12 +64,12 @@ def list_(json_: JSON = False) -> None:
                              markup=False)
         return
     output.table(["corpus", "documents", "words", "sources", "last added"],
-                 [(c.name, f"{c.documents:,}", f"{c.words:,}", _sources(c.sources),
+                 [(printable(c.name), f"{c.documents:,}", f"{c.words:,}", _sources(c.sources),
                    c.last_added.strftime("%Y-%m-%d %H:%M") if c.last_added else "") for c in corpora])
 
 
 def _sources(sources: dict[str, int]) -> str:
-    return ", ".join(f"{s} {n:,}" for s, n in sources.items())
+    return ", ".join(f"{printable(s)} {n:,}" for s, n in sources.items())
 
 
 @corpus_app.command("show")
@@ -81,18 +87,19 @@ def show(name: Annotated[str, typer.Argument(help="Corpus name.")], json_: JSON 
     output.console.print(f"Corpus {name!r}: {summary.documents:,} documents, {summary.words:,} words "
                          f"({_sources(summary.sources)}).", markup=False)
     for doc in documents:
-        output.console.print(f"  {doc.text}", markup=False)
+        output.console.print(f"  {printable(doc.text)}", markup=False)
 
 
 @corpus_app.command("export")
 def export(name: Annotated[str, typer.Argument(help="Corpus name.")],
-           path: Annotated[Path, typer.Argument(help="Output file: .txt, .jsonl or .csv.")]) -> None:
+           path: Annotated[Path, typer.Argument(help="Output file: .txt, .jsonl or .csv.")],
+           force: Annotated[bool, typer.Option("--force", help="Replace the file if it exists.")] = False) -> None:
     """Write a corpus's documents to a file."""
     from bot.cli import context, output
     from bot.corpus import export_corpus
 
     with context.store().session() as session:
-        count = export_corpus(session, name, path)
+        count = export_corpus(session, name, path, force=force)
     output.console.print(f"Exported {count:,} documents of {name!r} to {path}.", markup=False)
 
 

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+import math
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from bot.cli import app
 from bot.cli.options import JSON, corpus_name
 
+if TYPE_CHECKING:
+    from bot.config import BotConfig
+
 model_app = typer.Typer(help="List and inspect trained models.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 
 SHOW_REJECTED = 5  # rejected samples `bot generate` shows, with their reasons
+
+
+MIN_TEMPERATURE = MIN_TOP_P = 0.01  # below this, sampling is greedy in all but name
+
+
+def _temperature(value: float) -> float:
+    """A range check of our own: inf passes click's, and NaN gets a message about its bounds."""
+    if not (math.isfinite(value) and value >= MIN_TEMPERATURE):
+        raise typer.BadParameter(f"use a finite number from {MIN_TEMPERATURE} up (0.5 to 1.0 is usual)")
+    return value
+
+
+def _top_p(value: float) -> float:
+    if not (math.isfinite(value) and MIN_TOP_P <= value <= 1):
+        raise typer.BadParameter(f"use a number from {MIN_TOP_P} to 1")
+    return value
 
 
 @app.command()
@@ -21,10 +41,11 @@ def train(
     model: Annotated[str, typer.Option("--model", help="Name of the model to write.", callback=corpus_name)],
     preset: Annotated[str, typer.Option(
         "--preset", help="auto|tiny|small|medium|zaremba-small; auto: small for titles and tweets, "
-                         "medium from 200,000 words.")] = "auto",
+                         "medium from 200,000 words; a resumed model keeps its own.")] = "auto",
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="At most this many epochs.")] = None,
     max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", min=0.01, help="Stop after this long.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue training an existing model.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue training an existing model, with its own "
+                                         "settings, on its corpus (documents added since are welcome).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing model of that name.")] = False,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (default: the preset's).")] = None,
     json_: JSON = False,
@@ -33,12 +54,10 @@ def train(
     from bot import training
     from bot.cli import context, output
     from bot.cli.progress import TrainingDisplay
-    from models.artifact import load_model
 
-    config = load_model(context.settings().model_dir(model)).config if resume else preset
     overrides = {k: v for k, v in {"epochs": epochs, "seed": seed}.items() if v is not None}
     with TrainingDisplay() as display:
-        summary = training.train(context.store(), context.settings(), corpus, model, config,
+        summary = training.train(context.store(), context.settings(), corpus, model, preset,
                                  max_minutes=max_minutes, resume=resume, replace=force, reporter=display,
                                  overrides=overrides)
     best = summary.best
@@ -109,17 +128,19 @@ def _ppl(loss: float) -> float:
 def generate(
     model: Annotated[str, typer.Argument(help="Model to sample from.")],
     n: Annotated[int, typer.Option("--n", min=1, help="How many texts to sample.")] = 10,
-    temperature: Annotated[float, typer.Option("--temperature", min=0.01, help="Lower is safer, higher wilder.")] = 0.8,
+    temperature: Annotated[float, typer.Option("--temperature", help="Lower is safer, higher wilder (from 0.01).",
+                                               callback=_temperature)] = 0.8,
     top_k: Annotated[int, typer.Option("--top-k", min=0, help="Sample among the k likeliest words (0: all).")] = 0,
-    top_p: Annotated[float, typer.Option("--top-p", min=0.01, max=1.0, help="Nucleus sampling mass.")] = 1.0,
+    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass (0.01 to 1).",
+                                         callback=_top_p)] = 1.0,
     prefix: Annotated[str, typer.Option("--prefix", help="Start every text with this.")] = "",
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed, for repeatable output.")] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Cut a text off after this many.")] = 60,
     no_filter: Annotated[bool, typer.Option("--no-filter", help="Keep every sample, unfiltered.")] = False,
     platform: Annotated[Optional[str], typer.Option("--platform", help="reddit|x|file: length and link rules "
                                                     "(default: the bot's, else reddit).")] = None,
-    enqueue: Annotated[Optional[str], typer.Option("--enqueue", help="Put the accepted texts in this bot's queue.",
-                                                   callback=corpus_name)] = None,
+    enqueue: Annotated[Optional[str], typer.Option("--enqueue", help="Put the accepted texts in the queue of this "
+                                                   "bot (one that bots.toml names).", callback=corpus_name)] = None,
     json_: JSON = False,
 ) -> None:
     """Sample texts from a model, filter them, and print them (or queue them for a bot)."""
@@ -127,8 +148,9 @@ def generate(
     from bot.filters import PLATFORMS, FilterConfig
     from bot.generation import generate as run
     from models.sampler import SamplingSettings
+    from scrapers.text import printable
 
-    bot = context.bot_config(enqueue) if enqueue else None
+    bot = _queue_owner(enqueue) if enqueue else None
     platform = platform or (bot.platform if bot else "reddit")
     if platform not in PLATFORMS:
         output.fail(f"Unknown platform {platform!r}; use one of {', '.join(PLATFORMS)}.")
@@ -141,10 +163,26 @@ def generate(
         output.print_json(_report_json(report, enqueue))
         return
     for sample in report.accepted:
-        output.console.print(sample.text, markup=False)
+        output.console.print(printable(sample.text), markup=False)
     output.errors.print(_summary_line(report, enqueue), markup=False)
     for sample, rejection in report.rejected[:SHOW_REJECTED]:
-        output.errors.print(f"  rejected ({rejection.filter}: {rejection.reason}): {sample.text}", markup=False)
+        output.errors.print(printable(f"  rejected ({rejection.filter}: {rejection.reason}): {sample.text}"),
+                            markup=False)
+
+
+def _queue_owner(name: str) -> BotConfig:
+    """The bots.toml entry of the bot `--enqueue` names: a queue no configured bot reads would only fill up."""
+    from bot.cli import context
+    from bot.errors import NotFoundError
+
+    bot = context.bot_config(name)
+    if bot is None and context.config_path() is None:
+        raise NotFoundError(f"There is no bots.toml, so no bot {name!r} would read the queue; add the bot to "
+                            "bots.toml (in BOT_HOME, or pass it with --config) first.")
+    if bot is None:
+        raise NotFoundError(f"No bot named {name!r} is in bots.toml, so nothing would read its queue; check the name, "
+                            "or add the bot to bots.toml first.")
+    return bot
 
 
 def _summary_line(report, enqueue: str | None) -> str:  # type: ignore[no-untyped-def]

@@ -6,13 +6,16 @@ from typing import Annotated
 
 import typer
 
-from bot.names import NAME_RULE, is_valid_name
+from bot.names import check_name
 
 JSON = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
 
 
 def corpus_name(value: str) -> str:
     """A corpus, model or bot name must be safe as a directory name."""
-    if value is not None and not is_valid_name(value):
-        raise typer.BadParameter(f"use {NAME_RULE}")
-    return value
+    if value is None:
+        return value
+    try:
+        return check_name(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not a name nnbot can use; {exc}.") from None

@@ -31,6 +31,7 @@ def list_(
     """Candidates, oldest first."""
     from bot.cli import context, output
     from bot.queue import candidate_json, list_candidates
+    from scrapers.text import printable
 
     with context.store().session() as session:
         rows = [candidate_json(c) for c in list_candidates(session, status=status, bot=bot, limit=limit)]
@@ -40,14 +41,15 @@ def list_(
     if not rows:
         output.console.print("The queue is empty for that selection.", markup=False)
         return
+    # Texts and reasons stored before control characters were refused are shown escaped, never raw.
     output.table(["id", "bot", "status", "text", "logprob", "reason"],
-                 [(r["id"], r["bot"], r["status"], r["text"] + (" (edited)" if r["edited"] else ""),
-                   f"{r['logprob']:.1f}", r["reason"]) for r in rows])
+                 [(r["id"], r["bot"], r["status"], printable(str(r["text"])) + (" (edited)" if r["edited"] else ""),
+                   f"{r['logprob']:.1f}", r["reason"] and printable(str(r["reason"]))) for r in rows])
 
 
 @queue_app.command()
 def approve(ids: Annotated[list[int], typer.Argument(help="Candidate ids.")]) -> None:
-    """Approve candidates for posting."""
+    """Approve candidates for posting; a rejected one too, its rejection kept in its reason."""
     from bot import queue
     from bot.cli import context, output
 
@@ -59,7 +61,7 @@ def approve(ids: Annotated[list[int], typer.Argument(help="Candidate ids.")]) ->
 @queue_app.command()
 def reject(ids: Annotated[list[int], typer.Argument(help="Candidate ids.")],
            reason: Annotated[Optional[str], typer.Option("--reason", help="Why, for the record.")] = None) -> None:
-    """Reject candidates; they are kept, and never posted."""
+    """Reject candidates; they are kept, and never posted unless approved again."""
     from bot import queue
     from bot.cli import context, output
 

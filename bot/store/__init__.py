@@ -6,9 +6,10 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
+from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.errors import BotError
@@ -36,18 +37,32 @@ class Store:
 
 
 def open_store(url: str) -> Store:
-    """Connect to `url` (SQLite or PostgreSQL) and apply any migrations the database lacks."""
+    """Connect to `url` (SQLite or PostgreSQL) and apply any migrations the database lacks.
+
+    A SQLite file may be new, but its folder must exist: a mistyped URL must not leave folders behind
+    (BOT_HOME, where the default database lives, is created by `bot.config.load_settings`).
+    """
     engine = create_engine(url, future=True)
+    shown = engine.url.render_as_string(hide_password=True)
     if engine.dialect.name == "sqlite":
         _prepare_sqlite(engine)
+        folder = Path(engine.url.database).parent if engine.url.database not in (None, "", ":memory:") else None
+        if folder is not None and not folder.is_dir():
+            engine.dispose()
+            raise BotError(f"Cannot open the database at {shown}: the folder {folder} does not exist; create it "
+                           "first or change BOT_DATABASE_URL.")
     try:
         upgrade(engine)
-    except OperationalError as exc:
+    except DatabaseError as exc:
+        if type(exc) not in (OperationalError, DatabaseError):  # constraint or SQL errors are bugs, not settings
+            raise
         engine.dispose()
-        raise BotError(
-            f"Cannot open the database at {engine.url.render_as_string(hide_password=True)} "
-            f"({str(exc.orig).strip()}); check BOT_DATABASE_URL."
-        ) from None
+        reason = " ".join(str(exc.orig).split())  # PostgreSQL's reasons span lines
+        if engine.dialect.name == "sqlite":  # the default database is BOT_HOME/bot.db
+            fix = "BOT_DATABASE_URL, or BOT_HOME if BOT_DATABASE_URL is not set"
+        else:
+            fix = "BOT_DATABASE_URL and that the server is running"
+        raise BotError(f"Cannot open the database at {shown} ({reason}); check {fix}.") from None
     return Store(engine)
 
 
@@ -63,12 +78,6 @@ def insert_ignoring_conflict(session: Session, model: type, values: dict[str, ob
 
 
 def _prepare_sqlite(engine: Engine) -> None:
-    database = engine.url.database
-    if database and database != ":memory:":
-        from pathlib import Path
-
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
-
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
         cursor = dbapi_connection.cursor()

@@ -24,7 +24,8 @@ def test_import_twice_then_list_show_export_delete(bot, tmp_path: Path) -> None:
     first = bot("import", str(source), "--corpus", "mine")
     assert (first.code, first.out) == (0, "Imported posts.txt into corpus 'mine': 3 read, 3 new, 0 already present.\n")
     again = bot("import", str(source), "--corpus", "mine", "--json")
-    assert again.json == {"corpus": "mine", "path": str(source), "read": 3, "added": 0, "already_present": 3}
+    assert again.json == {"corpus": "mine", "path": str(source), "read": 3, "added": 0, "already_present": 3,
+                          "empty": 0}
     listing = bot("corpus", "list", "--json").json
     assert [(c["name"], c["documents"], c["words"], c["sources"]) for c in listing] == [("mine", 3, 8, {"file": 3})]
     shown = bot("corpus", "show", "mine", "--json").json
@@ -48,6 +49,63 @@ def test_errors_are_one_sentence_and_change_nothing(bot, tmp_path: Path) -> None
         1, "Error: There is no corpus named 'nope'; `bot corpus list` shows the corpora.\n")
     bad_name = bot("import", str(empty), "--corpus", "../etc")
     assert bad_name.code == 2 and "use 1-64 letters, digits" in bad_name.err
+
+
+def test_import_reads_utf16_by_its_byte_order_mark(bot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    source = tmp_path / "u.txt"
+    source.write_text("Hello from a file\nSecond line\n", encoding="utf-16")
+    assert bot("import", str(source), "--corpus", "u").out == (
+        "Imported u.txt into corpus 'u': 2 read, 2 new, 0 already present.\n")
+    assert bot("corpus", "show", "u").out == (
+        "Corpus 'u': 2 documents, 6 words (file 2).\n  Hello from a file\n  Second line\n")
+
+
+def test_import_refuses_a_program_whatever_the_format(bot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    program = tmp_path / "ls"
+    program.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4)
+    result = bot("import", str(program), "--corpus", "t", "--format", "txt")
+    assert (result.code, result.out, result.err) == (
+        1, "", (f"Error: {program} is not text: it holds NUL bytes and no UTF-16 or UTF-32 byte order mark; "
+                "pass a text file saved as UTF-8.\n"))
+    assert bot("corpus", "list", "--json").json == []
+
+
+def test_control_characters_never_reach_the_terminal(bot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from bot.cli import context
+    from bot.store.schema import Corpus, StoredDocument, utcnow
+
+    source = tmp_path / "a.txt"
+    source.write_bytes(b"evil \x1b[2J\x1b[31mRED title here\n")
+    assert bot("import", str(source), "--corpus", "a").code == 0
+    assert bot("corpus", "show", "a").out == "Corpus 'a': 1 documents, 4 words (file 1).\n  evil RED title here\n"
+    with context.store().session() as session:  # a document stored before the store removed control characters
+        corpus = Corpus(name="old", created_at=utcnow())
+        session.add(corpus)
+        session.flush()
+        session.add(StoredDocument(corpus_id=corpus.id, source="fi\x1ble", external_id="1", text="old \x1b[2J\x9b1m",
+                                   added_at=utcnow()))
+    shown = bot("corpus", "show", "old").out
+    assert shown == "Corpus 'old': 1 documents, 2 words (fi\\x1ble 1).\n  old \\x1b[2J\\x9b1m\n"
+    listed = bot("corpus", "list").out
+    assert "fi\\x1ble 1" in listed and "\x1b" not in listed
+
+
+def test_export_asks_for_force_and_names_a_missing_folder(bot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    source = tmp_path / "posts.txt"
+    source.write_text("First post here\n")
+    bot("import", str(source), "--corpus", "mine")
+    missing = bot("corpus", "export", "mine", str(tmp_path / "nonexistent" / "x.jsonl"))
+    assert (missing.code, missing.err) == (
+        1, (f"Error: Cannot export to {tmp_path / 'nonexistent' / 'x.jsonl'}: the folder "
+            f"{tmp_path / 'nonexistent'} does not exist; create it first.\n"))
+    target = tmp_path / "out.txt"
+    target.write_text("someone else's file\n")
+    refused = bot("corpus", "export", "mine", str(target))
+    assert (refused.code, refused.err) == (1, f"Error: {target} already exists; pass --force to replace it.\n")
+    assert target.read_text() == "someone else's file\n"
+    assert bot("corpus", "export", "mine", str(target), "--force").out == (
+        f"Exported 1 documents of 'mine' to {target}.\n")
+    assert target.read_text() == "First post here\n"
 
 
 def test_debug_shows_the_traceback(bot) -> None:  # type: ignore[no-untyped-def]
@@ -77,8 +135,10 @@ def test_train_generate_and_review(bot, tmp_path: Path) -> None:  # type: ignore
     shown = bot("model", "show", "t", "--json").json
     assert shown["config"]["hidden_dim"] == 32 and [h["epoch"] for h in shown["metrics"]["history"]] == [1, 2, 3]
 
-    generated = bot("generate", "t", "--n", "30", "--seed", "4", "--temperature", "0.9", "--max-tokens", "25",
-                    "--enqueue", "hn", "--json").json
+    config = tmp_path / "bots.toml"  # --enqueue needs a bot that bots.toml names
+    config.write_text('[[bot]]\nname = "hn"\ncorpus = "hn"\nplatform = "file"\ndestination = "hn.jsonl"\n')
+    generated = bot("--config", str(config), "generate", "t", "--n", "30", "--seed", "4", "--temperature", "0.9",
+                    "--max-tokens", "25", "--enqueue", "hn", "--json").json
     assert generated["sampled"] == 30 and len(generated["accepted"]) == len(generated["enqueued"]) > 0
     assert sum(generated["rejections"].values()) == len(generated["rejected"])
     plain = bot("generate", "t", "--n", "5", "--seed", "4", "--no-filter")

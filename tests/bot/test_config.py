@@ -104,7 +104,14 @@ def test_a_good_bots_file(tmp_path: Path) -> None:
     (GOOD.replace('destination = "r/test"\n', ""),
      "line 5: bot 'hn' field (table): platform 'reddit' needs a destination (a subreddit or a file path)."),
     (GOOD.replace('name = "tweets"', 'name = "hn"'),
-     "bot names must be unique; repeated: hn."),
+     "line 15: bot 'hn' field name: an earlier [[bot]] has this name already; give each bot a name of its own."),
+    (GOOD.replace('name = "hn"', 'name = "h n"'),
+     "line 6: bot 'h n' field name: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit."),
+    (GOOD.replace('corpus = "me"', 'corpus = "../me"'),
+     "line 16: bot 'tweets' field corpus: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit."
+     ),
+    (GOOD.replace('name = "hn"', 'name = "hn"\nmodel = ""'),
+     "line 7: bot 'hn' field model: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit."),
 ])
 def test_bad_bots_file_errors_name_the_field_and_line(tmp_path: Path, text: str, expected: str) -> None:
     path = write(tmp_path, text)
@@ -119,11 +126,63 @@ def test_unparsable_and_missing_files(tmp_path: Path) -> None:
     assert config_error(missing) == f"Cannot read {missing} (No such file or directory); check the path given to --config."
 
 
-def test_unknown_settings_keys_are_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, '[settings]\nbot_databse_url = "x"\n')
+SETTING_KEYS = ("bot_home, bot_database_url, bot_sleep_scale, bot_lease_seconds, reddit_client_id, "
+                "reddit_client_secret, reddit_username, reddit_password, reddit_user_agent, reddit_oauth_url, "
+                "reddit_url, x_bearer_token, x_api_key, x_api_secret, x_access_token, x_access_token_secret, "
+                "x_api_url, bot_review_password")
+
+
+@pytest.mark.parametrize("key, hint", [("bot_databse_url", " (did you mean bot_database_url?)"), ("colour", "")])
+def test_unknown_settings_keys_are_refused_with_the_valid_ones(tmp_path: Path, key: str, hint: str) -> None:
+    path = write(tmp_path, f'# my bots\n[settings]\nreddit_url = "https://www.reddit.com"\n{key} = "x"\n')
     with pytest.raises(ConfigError) as error:
         load_settings(config_path=path)
-    assert str(error.value) == f"{path} [settings] has unknown keys (bot_databse_url); see DESIGN.md's settings."
+    assert str(error.value) == (f"{path}, line 4: field settings.{key}: no such setting{hint}; use {SETTING_KEYS}, "
+                                "described in the README's Settings section.")
+    assert config_error(path) == str(error.value)
+
+
+def test_a_bad_settings_value_names_the_file_or_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, '[settings]\nbot_lease_seconds = "long"\n')
+    with pytest.raises(ConfigError) as error:
+        load_settings(config_path=path)
+    assert str(error.value) == (f"{path} [settings] bot_lease_seconds is invalid: Input should be a valid number, "
+                                "unable to parse string as a number.")
+    monkeypatch.setenv("BOT_LEASE_SECONDS", "0")
+    with pytest.raises(ConfigError) as error:
+        load_settings(config_path=path)
+    assert str(error.value) == "The setting BOT_LEASE_SECONDS is invalid: Input should be greater than or equal to 1."
+
+
+@pytest.mark.parametrize("content, sentence", [
+    (b"\xff\xfe", "{path} is UTF-16 text (it starts with a UTF-16 byte order mark); save it as UTF-8."),
+    ('[settings]\nreddit_user_agent = "caf\u00e9"\n'.encode("latin-1"),
+     "{path} is not UTF-8 text (line 2 has the byte 0xe9); save it as UTF-8."),
+])
+def test_a_bots_file_that_is_not_utf8_is_one_sentence(tmp_path: Path, content: bytes, sentence: str) -> None:
+    path = tmp_path / "bots.toml"
+    path.write_bytes(content)
+    assert config_error(path) == sentence.format(path=path)
+
+
+def test_a_byte_order_mark_from_a_windows_editor_is_fine(tmp_path: Path) -> None:
+    path = tmp_path / "bots.toml"
+    path.write_bytes(GOOD.encode("utf-8-sig"))
+    assert [b.name for b in load_bots_file(path).bot] == ["hn", "tweets"]
+
+
+def test_a_dotenv_that_is_not_utf8_is_one_sentence(bot_home: Path) -> None:
+    bot_home.mkdir(parents=True)
+    (bot_home / ".env").write_bytes(b"REDDIT_USERNAME=ok\nREDDIT_USER_AGENT=caf\xe9\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert str(error.value) == f"{bot_home / '.env'} is not UTF-8 text (line 2 has the byte 0xe9); save it as UTF-8."
+
+
+def test_the_database_url_with_its_password_stays_out_of_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_DATABASE_URL", "postgresql+psycopg://u:hunter2@db:5432/bots")
+    settings = load_settings()
+    assert settings.database_url.endswith("@db:5432/bots") and "hunter2" not in repr(settings)
 
 
 def test_durations() -> None:

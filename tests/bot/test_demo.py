@@ -22,7 +22,8 @@ def test_demo_runs_the_whole_job_and_leaves_candidates_to_review(
     assert result["training_seconds"] <= DEMO_MAX_MINUTES * 60 + 60  # the limit, plus the epoch it cuts short
     assert result["sampled"] == sum(result["rejections"].values()) + len(result["accepted"])
     assert result["pending"] >= MIN_PENDING and len(result["accepted"]) >= MIN_PENDING
-    assert list(result["rejections"]) == ["unfinished", "length", "novelty", "duplicate", "blocklist"]
+    assert list(result["rejections"]) == ["unfinished", "empty", "controls", "length", "novelty", "duplicate",
+                                          "blocklist"]
     assert "» Training model 'demo' on the CPU" in err and "epoch   1: train perplexity" in err
 
     monkeypatch.setattr(sys, "argv", ["bot", "queue", "list", "--bot", "demo", "--status", "pending", "--json"])

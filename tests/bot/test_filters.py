@@ -54,9 +54,9 @@ def test_unknown_platform_is_a_config_error():
 def test_names_list_the_filters_that_run_in_order():
     index = NoveltyIndex.build(CORPUS)
     assert FilterSet(FilterConfig(), platform="x", novelty=index).names == FILTER_NAMES
-    assert filters("reddit").names == ("length", "duplicate", "blocklist")
+    assert filters("reddit").names == ("controls", "length", "duplicate", "blocklist")
     config = FilterConfig(novelty=False, default_blocklist=False)
-    assert FilterSet(config, platform="file", novelty=index).names == ("length", "duplicate")
+    assert FilterSet(config, platform="file", novelty=index).names == ("controls", "length", "duplicate")
 
 
 def test_too_few_words():
@@ -196,10 +196,28 @@ def test_apply_keeps_order_and_counts_rejections_per_filter():
             ("hi @carol how are you", Rejection("mentions", "mentions @carol")),
             ("see https://example.com please", Rejection("links", "contains the link https://example.com")),
         ],
-        counts={"length": 1, "novelty": 1, "duplicate": 2, "blocklist": 1, "mentions": 1, "links": 1},
+        counts={"controls": 0, "length": 1, "novelty": 1, "duplicate": 2, "blocklist": 1, "mentions": 1, "links": 1},
     )
 
 
 def test_counts_name_every_filter_even_when_none_rejects():
     report = filters("reddit").apply(["all is well here"])
-    assert report.counts == {"length": 0, "duplicate": 0, "blocklist": 0}
+    assert report.counts == {"controls": 0, "length": 0, "duplicate": 0, "blocklist": 0}
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("a \x1b[31mred\x1b[0m title", "\\x1b"),  # a terminal escape sequence
+    ("a title\x00 with NUL", "\\x00"),
+    ("a carriage\rreturn title", "\\r"),
+    ("delete \x7f this title", "\\x7f"),
+    ("a C1 \x9b31m title", "\\x9b"),
+])
+def test_control_characters_are_rejected_first_whatever_the_config(text: str, shown: str) -> None:
+    expected = Rejection("controls", f"contains the control character {shown}")
+    assert filters().check(text) == expected
+    assert filters("file", novelty=False, default_blocklist=False, min_words=1).check(text) == expected
+    assert filters("x").check(text + " @bob") == expected  # the first filter to reject is the one reported
+
+
+def test_tabs_and_newlines_are_text():
+    assert filters().check("a title\twith a tab\nand a second line") is None

@@ -8,9 +8,9 @@ import pytest
 from bot import queue
 from bot.config import load_settings
 from bot.corpus import add_documents
-from bot.errors import NotFoundError
+from bot.errors import BotError, NotFoundError
 from bot.filters import FilterConfig
-from bot.generation import UNFINISHED, generate, novelty_index
+from bot.generation import EMPTY, UNFINISHED, generate, novelty_index
 from bot.novelty import split_words
 from bot.store import open_store
 from models.sampler import SamplingSettings
@@ -33,7 +33,7 @@ def test_samples_are_filtered_counted_and_queued(setup) -> None:  # type: ignore
     report = generate(store, settings, "tiny", n=60, sampling=SamplingSettings(temperature=1.0, max_tokens=12),
                       seed=1, filters=FilterConfig(min_words=4), enqueue_bot="hn")
     assert report.sampled == 60 == len(report.accepted) + len(report.rejected)
-    assert list(report.counts) == [UNFINISHED, "length", "novelty", "duplicate", "blocklist"]
+    assert list(report.counts) == [UNFINISHED, EMPTY, "controls", "length", "novelty", "duplicate", "blocklist"]
     assert sum(report.counts.values()) == len(report.rejected)
     assert report.counts[UNFINISHED] == sum(1 for s, _ in report.rejected if not s.complete) > 0
     short = [s.text for s, r in report.rejected if r.filter == "length"]
@@ -76,8 +76,8 @@ def test_copies_of_the_corpus_are_rejected_as_not_novel(setup, titles: list[str]
 def test_without_filters_everything_is_kept(setup) -> None:  # type: ignore[no-untyped-def]
     store, settings = setup
     report = generate(store, settings, "tiny", n=10, sampling=SamplingSettings(max_tokens=40), filters=None, seed=3)
-    assert list(report.counts) == [UNFINISHED]
-    assert len(report.accepted) + report.counts[UNFINISHED] == 10
+    assert list(report.counts) == [UNFINISHED, EMPTY, "controls"]  # never kept, filters or not
+    assert len(report.accepted) + report.counts[UNFINISHED] + report.counts[EMPTY] == 10
     assert all(s.complete for s in report.accepted)
 
 
@@ -86,3 +86,37 @@ def test_a_missing_model_is_named(setup) -> None:  # type: ignore[no-untyped-def
     with pytest.raises(NotFoundError) as error:
         generate(store, settings, "nope", n=1, sampling=SamplingSettings())
     assert str(error.value) == "There is no model named 'nope'; train one with `bot train CORPUS --model nope`."
+
+
+def test_a_sample_that_adds_nothing_to_the_prefix_is_rejected(setup) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from models.tokenizer import EOS_ID
+
+    store, settings = setup
+    path = settings.model_dir("tiny")
+    with np.load(path / "weights.npz") as data:
+        weights = {k: data[k] for k in data.files}
+    weights["output/bias"][EOS_ID] = 100.0  # every sample ends at once
+    np.savez(path / "weights.npz", **weights)
+    report = generate(store, settings, "tiny", n=4, sampling=SamplingSettings(), prefix="Show HN:", seed=1,
+                      enqueue_bot="hn")
+    assert [(s.text, r.filter, r.reason) for s, r in report.rejected] == [
+        ("Show HN:", EMPTY, "adds nothing to the prefix")] * 4
+    assert report.accepted == [] and report.enqueued == []
+    bare = generate(store, settings, "tiny", n=2, sampling=SamplingSettings(), seed=1, filters=None)
+    assert [(s.text, r.filter, r.reason) for s, r in bare.rejected] == [("", EMPTY, "is empty")] * 2
+    with store.session() as s:
+        assert queue.list_candidates(s) == []
+
+
+@pytest.mark.parametrize("prefix, shown", [("\x1b[31mRed", "\\x1b"), ("Tab\tok but \x00", "\\x00"),
+                                           ("C1 \x9b", "\\x9b")])
+def test_a_prefix_with_a_control_character_is_refused(setup, prefix: str,  # type: ignore[no-untyped-def]
+                                                      shown: str) -> None:
+    store, settings = setup
+    with pytest.raises(BotError) as error:
+        generate(store, settings, "tiny", n=5, sampling=SamplingSettings(), prefix=prefix, enqueue_bot="hn")
+    assert str(error.value) == f"The prefix contains the control character {shown}, which no post may hold; remove it."
+    with store.session() as s:
+        assert queue.list_candidates(s) == []

@@ -56,8 +56,13 @@ def test_approve_and_reject(store, ids: list[int]) -> None:  # type: ignore[no-u
     assert statuses(store) == ["approved", "approved", "rejected"]
     with store.session() as s:
         assert queue.get_candidate(s, ids[2]).reason == "off topic"
-        queue.approve(s, [ids[2]])  # a person may change their mind
-        assert queue.get_candidate(s, ids[2]).reason is None
+        queue.approve(s, [ids[2]])  # a person may change their mind; the rejection stays on record
+        again = queue.get_candidate(s, ids[2])
+        assert (again.status, again.reason) == ("approved", "approved again after rejection (was: off topic)")
+        assert again.approved_at == again.updated_at and again.retry_at is None  # what posting goes by
+        queue.reject(s, [ids[0]])
+        queue.approve(s, [ids[0]])
+        assert queue.get_candidate(s, ids[0]).reason == "approved again after rejection (was: rejected by a reviewer)"
 
 
 def test_a_move_that_is_not_allowed_changes_nothing(store, ids: list[int]) -> None:  # type: ignore[no-untyped-def]
@@ -101,3 +106,15 @@ def test_posted_candidates_cannot_be_edited(store, ids: list[int]) -> None:  # t
     with pytest.raises(QueueError) as error, store.session() as s:
         queue.edit(s, ids[0], "something else entirely", None)
     assert str(error.value) == f"Candidate {ids[0]} is posted and can no longer be edited."
+
+
+def test_an_edit_never_brings_in_a_control_character(store,  # type: ignore[no-untyped-def]
+                                                     ids: list[int]) -> None:
+    for filters in (None, FilterSet(FilterConfig(), platform="reddit")):
+        with pytest.raises(QueueError) as error, store.session() as s:
+            queue.edit(s, ids[0], "one two \x1b[2J three", filters)
+        assert str(error.value) == ("The edit was not saved: the controls filter rejects it (contains the control "
+                                    "character \\x1b).")
+    with store.session() as s:
+        assert queue.get_candidate(s, ids[0]).text == "one two three"
+        queue.edit(s, ids[0], "one two\tthree", None)  # a tab is text

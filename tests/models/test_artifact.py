@@ -19,6 +19,9 @@ def model_dir(tiny_model_dir: Path, tmp_path: Path) -> Path:
     return path
 
 
+DAMAGED = "{} is damaged or is not a model's weights; retrain the model or restore the file."
+
+
 def message(path: Path) -> str:
     with pytest.raises(ArtifactError) as error:
         load_model(path)
@@ -63,7 +66,7 @@ def test_weights_of_another_vocabulary_are_caught(model_dir: Path) -> None:
 def test_damaged_weights_and_unknown_settings(model_dir: Path) -> None:
     config = json.loads((model_dir / "config.json").read_text())
     (model_dir / "weights.npz").write_bytes(b"not a zip file")
-    assert message(model_dir).startswith(f"{model_dir / 'weights.npz'} is damaged (")
+    assert message(model_dir) == DAMAGED.format(model_dir / "weights.npz")  # not numpy's "allow_pickle" advice
     config["config"]["warp_drive"] = True
     (model_dir / "config.json").write_text(json.dumps(config))
     assert message(model_dir) == ("The model's config.json has settings this nnbot does not know (warp_drive); "
@@ -72,3 +75,35 @@ def test_damaged_weights_and_unknown_settings(model_dir: Path) -> None:
     (model_dir / "config.json").write_text(json.dumps(config))
     assert message(model_dir) == (f"{model_dir / 'config.json'} is format 99, this nnbot reads format 1; "
                                   "retrain the model or use a matching nnbot.")
+
+
+def weights_of(model_dir: Path) -> dict[str, np.ndarray]:
+    with np.load(model_dir / "weights.npz") as data:
+        return {k: data[k] for k in data.files}
+
+
+@pytest.mark.parametrize("content", [
+    b"not a zip file",  # numpy: "Cannot load file containing pickled data when allow_pickle=False"
+    b"PK\x03\x04 half a zip file",
+])
+def test_a_damaged_weights_file_gets_our_sentence_not_numpys(model_dir: Path, content: bytes) -> None:
+    (model_dir / "weights.npz").write_bytes(content)
+    text = message(model_dir)
+    assert text == DAMAGED.format(model_dir / "weights.npz") and "pickle" not in text
+
+
+def test_an_npz_that_holds_no_weights_is_not_a_models(model_dir: Path) -> None:
+    np.savez(model_dir / "weights.npz", **{k: np.array(["text"] * v.size) for k, v in weights_of(model_dir).items()})
+    assert message(model_dir) == DAMAGED.format(model_dir / "weights.npz")
+    np.savez(model_dir / "weights.npz", embedding=np.array([{"a": 1}], dtype=object))  # needs pickle to read
+    assert message(model_dir) == DAMAGED.format(model_dir / "weights.npz")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_infinite_weights_are_a_damaged_model(model_dir: Path, bad: float) -> None:
+    weights = weights_of(model_dir)
+    weights["lstm_0/kernel"][0, 0] = bad
+    weights["output/bias"][3] = bad
+    np.savez(model_dir / "weights.npz", **weights)
+    assert message(model_dir) == (f"{model_dir / 'weights.npz'} holds NaN or infinite values (in lstm_0/kernel, "
+                                  "output/bias), so the model is damaged; retrain it.")

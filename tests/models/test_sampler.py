@@ -125,6 +125,16 @@ def test_prefix_starts_every_sample(tokenizer: Tokenizer) -> None:
     assert all(s.text.startswith("The cat") for s in samples)
 
 
+def test_a_sample_that_adds_nothing_to_the_prefix_says_so(tokenizer: Tokenizer) -> None:
+    sampler = make_sampler(tokenizer, **{f"_{EOS_ID}": 50.0})  # <eos> at once, every time
+    assert {(s.text, s.complete, s.empty) for s in sampler.sample(4, prefix="the cat", seed=0)} == {
+        ("the cat", True, True)}
+    assert {(s.text, s.empty) for s in sampler.sample(2, seed=0)} == {("", True)}
+    kept = make_sampler(tokenizer, **{f"_{EOS_ID}": -50.0}).sample(4, SamplingSettings(max_tokens=3), prefix="the",
+                                                                         seed=0)
+    assert all(s.text.startswith("the ") and not s.empty for s in kept)
+
+
 def test_more_samples_than_rows_refills_the_batch(tokenizer: Tokenizer) -> None:
     sampler = make_sampler(tokenizer)
     assert len(sampler.sample(50, SamplingSettings(max_tokens=6), seed=2, batch_size=8)) == 50
@@ -135,7 +145,11 @@ def test_more_samples_than_rows_refills_the_batch(tokenizer: Tokenizer) -> None:
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"temperature": 0}, "The temperature must be greater than 0 (try 0.5 to 1.0)."),
+    ({"temperature": 0}, "The temperature must be a finite number greater than 0 (try 0.5 to 1.0)."),
+    ({"temperature": float("inf")}, "The temperature must be a finite number greater than 0 (try 0.5 to 1.0)."),
+    ({"temperature": float("nan")}, "The temperature must be a finite number greater than 0 (try 0.5 to 1.0)."),
+    ({"top_p": float("inf")}, "top-k must be 0 or more and top-p must be in (0, 1]."),
+    ({"top_p": float("nan")}, "top-k must be 0 or more and top-p must be in (0, 1]."),
     ({"top_k": -1}, "top-k must be 0 or more and top-p must be in (0, 1]."),
     ({"top_p": 0}, "top-k must be 0 or more and top-p must be in (0, 1]."),
     ({"max_tokens": 0}, "The maximum length must be at least 1 token."),

@@ -1,8 +1,13 @@
 """Training: windows with a loss at every position, validation by document, the best epoch kept."""
 
+import glob
 import json
 import math
+import os
+import subprocess
+import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +16,17 @@ import pytest
 from models.artifact import CHECKPOINT, REQUIRED, load_model
 from models.config import preset
 from models.data import split_documents
-from models.errors import CorpusTooSmallError
+from models.errors import CorpusChangedError, CorpusTooSmallError
 from models.tokenizer import BOS_ID
-from models.trainer import MIN_DOCUMENTS, MIN_TRAIN_TOKENS, EpochResult, train_model
+from models.trainer import (
+    MIN_DOCUMENTS,
+    MIN_TRAIN_TOKENS,
+    QUIET_LOG_LEVEL,
+    EpochResult,
+    fingerprint,
+    quiet_backend_logs,
+    train_model,
+)
 
 TINY = preset("tiny")
 
@@ -123,3 +136,87 @@ def test_too_small_a_corpus_is_refused_with_the_minimum(tmp_path: Path, docs: li
         train_model(docs, tmp_path / "m", TINY)
     assert str(error.value) == message
     assert not (tmp_path / "m").exists()
+
+
+def test_the_model_records_the_documents_it_was_trained_on(tiny_model_dir: Path, titles: list[str]) -> None:
+    info = load_model(tiny_model_dir).info
+    assert (info["documents"], info["fingerprint"]) == (len(titles), fingerprint(titles))
+    assert info["split"] == {"documents": len(titles), "seed": TINY.seed, "valid_fraction": TINY.valid_fraction}
+    assert fingerprint(["ab", "c"]) != fingerprint(["a", "bc"])
+
+
+def test_resume_on_added_documents_keeps_the_held_out_set(tmp_path: Path, titles: list[str]) -> None:
+    path = tmp_path / "m"
+    first = train_model(titles[:300], path, TINY.replace(epochs=1))
+    more = train_model(titles[:400], path, TINY.replace(epochs=2), resume=True)
+    # The 100 new titles all went to training: "best so far" still compares losses on the same held-out text.
+    assert more.valid_tokens == first.valid_tokens and more.train_tokens > first.train_tokens
+    assert [e.valid_loss for e in more.epochs[:1]] == [e.valid_loss for e in first.epochs]
+    info = json.loads((path / "config.json").read_text())
+    assert info["split"]["documents"] == 300 and info["documents"] in (300, 400)  # 400 once epoch 2 was the best
+    again = train_model(titles[:450], path, TINY.replace(epochs=3), resume=True)
+    assert again.valid_tokens == first.valid_tokens
+
+
+EDITED = "documents the model was trained on were edited or removed since"
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda docs: docs[:250], "the corpus has 250 documents, fewer than the 300 the model was trained on"),
+    (lambda docs: docs[:10] + ["An edited title"] + docs[11:], EDITED),
+    (lambda docs: docs[1:] + ["A new title"], EDITED),
+])
+def test_resume_on_changed_documents_is_refused(tmp_path: Path, titles: list[str],
+                                                change: Callable[[list[str]], list[str]], problem: str) -> None:
+    path = tmp_path / "m"
+    train_model(titles[:300], path, TINY.replace(epochs=1))
+    before = (path / "weights.npz").read_bytes()
+    with pytest.raises(CorpusChangedError) as error:
+        train_model(change(titles[:300]), path, TINY.replace(epochs=2), resume=True)
+    assert str(error.value) == (f"The model in {path} cannot resume on these documents ({problem}); "
+                                "train it anew instead.")
+    assert (path / "weights.npz").read_bytes() == before
+
+
+def test_resume_of_a_model_that_records_no_documents_is_refused(tmp_path: Path, titles: list[str]) -> None:
+    path = tmp_path / "m"
+    train_model(titles[:300], path, TINY.replace(epochs=1))
+    header = json.loads((path / "config.json").read_text())
+    for key in ("documents", "fingerprint", "split"):
+        del header[key]
+    (path / "config.json").write_text(json.dumps(header))
+    with pytest.raises(CorpusChangedError) as error:
+        train_model(titles[:300], path, TINY.replace(epochs=2), resume=True)
+    assert str(error.value) == (f"The model in {path} cannot resume on these documents (the model does not record "
+                                "which documents it was trained on); train it anew instead.")
+
+
+def test_the_backend_is_quiet_only_without_a_gpu_and_when_the_user_did_not_choose(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(glob, "glob", lambda pattern: [])
+    environ: dict[str, str] = {}
+    quiet_backend_logs(environ)
+    assert environ == {"TF_CPP_MIN_LOG_LEVEL": QUIET_LOG_LEVEL}
+    chosen = {"TF_CPP_MIN_LOG_LEVEL": "0"}
+    quiet_backend_logs(chosen)
+    assert chosen == {"TF_CPP_MIN_LOG_LEVEL": "0"}
+    monkeypatch.setattr(glob, "glob", lambda pattern: ["/dev/nvidia0"] if "nvidia" in pattern else [])
+    with_gpu: dict[str, str] = {}
+    quiet_backend_logs(with_gpu)  # a GPU's CUDA errors are real: they stay visible
+    assert with_gpu == {}
+
+
+@pytest.mark.skipif(any(glob.glob(p) for p in ("/dev/nvidia[0-9]*", "/dev/nvidiactl", "/dev/dxg")),
+                    reason="the cuInit line only appears without a GPU")
+def test_training_without_a_gpu_prints_no_cuinit_line(tmp_path: Path) -> None:
+    script = ("import sys; from pathlib import Path; from models.config import preset; "
+              "from models.trainer import train_model; "
+              "titles = Path(sys.argv[1]).read_text().splitlines()[:300]; "
+              "train_model(titles, Path(sys.argv[2]), preset('tiny').replace(epochs=1))")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    titles = Path(__file__).resolve().parents[2] / "bot" / "data" / "hacker_news_2000.txt"
+    done = subprocess.run([sys.executable, "-c", script, str(titles), str(tmp_path / "m")], env=env,
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert "cuInit" not in done.stderr and (tmp_path / "m" / "weights.npz").is_file()

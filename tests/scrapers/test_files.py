@@ -111,11 +111,17 @@ def test_txt_utf8_bom_is_not_part_of_the_text(tmp_path: Path) -> None:
     assert list(read_documents(path)) == [Document(source="file", external_id=SHA1_HELLO, text="hello")]
 
 
-def test_txt_latin1_file_is_read_as_latin1(tmp_path: Path) -> None:
+def test_txt_latin1_file_is_read_as_windows_1252(tmp_path: Path) -> None:
     path = write(tmp_path / "posts.txt", b"plain\ncaf\xe9\n")
     assert [(d.text, d.external_id) for d in read_documents(path)] == [
         ("plain", SHA1_PLAIN), ("café", SHA1_CAFE),
     ]
+
+
+def test_txt_windows_1252_curly_quotes_are_kept(tmp_path: Path) -> None:
+    # in Latin-1 these bytes would be C1 control characters, and removed
+    path = write(tmp_path / "posts.txt", b"It\x92s \x93quoted\x94 \x96 caf\xe9\n")
+    assert texts(list(read_documents(path))) == ["It\u2019s \u201cquoted\u201d \u2013 café"]
 
 
 # --- csv ------------------------------------------------------------------------------------------
@@ -161,7 +167,7 @@ def test_csv_utf8_bom_does_not_hide_the_header(tmp_path: Path) -> None:
     assert list(read_documents(path)) == [Document(source="file", external_id="7", text="café")]
 
 
-def test_csv_latin1_file_is_read_as_latin1_throughout(tmp_path: Path) -> None:
+def test_csv_latin1_file_is_read_as_windows_1252_throughout(tmp_path: Path) -> None:
     path = write(tmp_path / "posts.csv", b"text\nplain\ncaf\xe9\n")
     assert texts(list(read_documents(path))) == ["plain", "café"]
 
@@ -409,7 +415,7 @@ def test_error_jsonl_bad_score(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("content", [
-    b"[]", b"window.YTD.tweets.part0 = [ {", b'window.YTD.tweets.part0 = {"tweet": {}}', b"\xff\xfe = []",
+    b"[]", b"window.YTD.tweets.part0 = [ {", b'window.YTD.tweets.part0 = {"tweet": {}}',
 ])
 def test_error_not_an_x_archive(tmp_path: Path, content: bytes) -> None:
     path = write(tmp_path / "tweets.js", content)

@@ -195,3 +195,13 @@ def test_processes_racing_for_the_same_candidates_post_each_exactly_once(databas
     with store.session() as s:
         assert sorted(s.scalars(select(Candidate.remote_id))) == sorted(p["id"] for p in posted)
     store.close()
+
+
+def test_a_control_character_never_reaches_a_platform_even_when_a_person_approved_it(store, config, bot_home) -> None:
+    ids = add_candidates(store, "fb", ["Stored before the rule \x1b[2J", "A clean title here"])
+    outcome = posting.post_next(store, load_settings(), bot_config(config, "fb"))
+    assert (outcome.status, outcome.candidate_id) == ("posted", ids[1])
+    assert statuses(store, ids) == ["rejected", "posted"]
+    with store.session() as s:
+        assert s.get(Candidate, ids[0]).reason == "controls: contains the control character \\x1b (checked when posting)"
+    assert [line["text"] for line in lines(bot_home / "posts.jsonl")] == ["A clean title here"]

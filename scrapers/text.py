@@ -1,0 +1,28 @@
+"""One rule for characters that never belong in a corpus or a post: C0 and C1 control characters.
+
+Tabs and newlines are text; every other control character (NUL, ESC and the terminal sequences it starts, DEL,
+U+0080-U+009F) is removed on the way in, by every source, so SQLite and PostgreSQL store the same thing (PostgreSQL
+refuses NUL in text) and nothing stored can drive a terminal when printed.
+"""
+
+from __future__ import annotations
+
+import re
+
+KEPT_CONTROLS = "\t\n"  # the control characters that are text
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 except \t and \n (\r goes too), DEL, C1
+ESCAPE_SEQUENCE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")  # CSI, OSC, 2-byte
+
+
+def strip_controls(text: str) -> str:
+    """`text` without control characters; a terminal escape sequence goes whole ("\\x1b[31mRED" -> "RED")."""
+    return CONTROL.sub("", ESCAPE_SEQUENCE.sub("", text))
+
+
+def has_controls(text: str) -> bool:
+    return CONTROL.search(text) is not None
+
+
+def printable(text: str) -> str:
+    """`text` safe to print: each control character shown as an escape ("\\x1b"), tabs and newlines kept."""
+    return CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
