@@ -1,0 +1,294 @@
+"""Does generated text read like the corpus? Held-out perplexity, filter acceptance, diversity, copies, and how well
+a classifier tells accepted samples from held-out real documents; markovify on the same training split as reference.
+
+For each corpus file (one document per line for txt; any format `bot corpus import` reads, via --format):
+
+1. Read the documents (scrapers.files.read_documents; a first document equal to "title", a header line, is dropped;
+   at most MAX_DOCUMENTS, e.g. the Shakespeare file's first 20,000 non-empty lines). Hold out HELD_OUT_FRACTION
+   of them (numpy default_rng(SPLIT_SEED) permutation); import the rest into a corpus in a temporary BOT_HOME
+   (SQLite) and train through `bot.training.train` for --minutes (preset "auto" unless --preset).
+2. Sample through `bot.generation.generate` (temperature --temperature, reddit rules, default filters) in rounds
+   of SAMPLE_ROUND until N are accepted, N = max(MIN_SAMPLES, held-out documents capped at MAX_SAMPLES) or --n.
+3. Report: held-out perplexity (exp of the mean negative log-likelihood per token of the held-out documents,
+   each from a zero state after <bos>, as the sampler starts; tokens counted: every piece plus <eos>, <unk>
+   included, <bos> not predicted); the <unk> share of those tokens; acceptance and rejections by filter;
+   distinct-2 over words; mean words and share starting with a capital (beside the held-out documents'); copies
+   by the novelty rule against ALL documents (held-out included); and the 5-fold cross-validated accuracy of a
+   logistic regression on word 1-2-gram + char_wb 2-5-gram TF-IDF telling held-out real documents from accepted
+   samples (balanced), raw and with both sides `flatten`ed (lowercased, punctuation unspaced): 0.5 = can't tell.
+4. Reference: markovify.NewlineText (state_size 2) on the same training documents, make_sentence(tries=100).
+
+    pip install -e '.[bench]'
+    python bench/quality.py bot/data/hacker_news_2000.txt ../shared/data/titles/reddit_apple_android_2000.txt \
+        ../shared/data/shakespeare/tinyshakespeare.txt --json bench/results/quality-baseline.json
+
+(`../shared/data/` is the project's shared data folder beside the checkout.) Needs the `bench` extra: scikit-learn
+and markovify. Nothing is written into the repository but --json's path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import machine, peak_mb, today, write_result
+
+HELD_OUT_FRACTION = 0.2  # of the documents, never trained on
+SPLIT_SEED = 0  # numpy default_rng seed of the held-out permutation
+HEADER = "title"  # a first line with just this is a file header, not a document
+MAX_DOCUMENTS = 20_000  # documents read per file, at most (tinyshakespeare: its first 20,000 non-empty lines)
+DEFAULT_MINUTES = 6.0  # training time per corpus, minutes
+DEFAULT_TEMPERATURE = 0.8
+MIN_SAMPLES = 300  # accepted samples wanted, at least
+MAX_SAMPLES = 400  # accepted samples wanted, at most (unless --n)
+SAMPLE_ROUND = 256  # samples drawn per generate() call
+MAX_ROUNDS = 200  # generate() calls per corpus before giving up on N accepted
+PERPLEXITY_BATCH = 256  # held-out documents stepped together
+CV_FOLDS = 5
+CV_SEED = 0
+MIN_BALANCED = 300  # documents per side the discriminator should get
+MARKOV_STATE_SIZE = 2
+MARKOV_TRIES = 100  # markovify's tries per make_sentence call
+MARKOV_MAX_CALLS_PER_SENTENCE = 20  # make_sentence calls per wanted sentence before giving up
+CORPUS = "quality"
+MODEL = "quality"
+
+_SPACE_BEFORE = re.compile(r"\s+(?=[,.!?:;')])")
+_SPACE_AFTER = re.compile(r"(?<=\()\s+")
+_WORD = re.compile(r"\S+")
+
+
+def flatten(text: str) -> str:
+    """The text with form taken out: lowercased, no space before , . ! ? : ; ' ) nor after (."""
+    return _SPACE_AFTER.sub("", _SPACE_BEFORE.sub("", text.lower()))
+
+
+def read_corpus(path: Path, format: str) -> list[str]:
+    from scrapers.files import read_documents
+
+    texts = [d.text for d in islice(read_documents(path, format=format), MAX_DOCUMENTS + 1)]
+    if texts and texts[0].strip().lower() == HEADER:
+        texts = texts[1:]
+    return texts[:MAX_DOCUMENTS]
+
+
+def split(texts: list[str]) -> tuple[list[str], list[str]]:
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(texts))
+    held = round(HELD_OUT_FRACTION * len(texts))
+    return [texts[i] for i in sorted(order[held:])], [texts[i] for i in sorted(order[:held])]
+
+
+def held_out_perplexity(artifact, texts: list[str]) -> dict[str, object]:
+    """exp(mean NLL per token) of `texts`, each fed from a zero state after <bos>; tokens: pieces + <eos>."""
+    from models.sampler import LSTMStepper
+    from models.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+
+    stepper = LSTMStepper(artifact.config, artifact.weights)
+    docs = [artifact.tokenizer.encode(t, eos=True) for t in texts]
+    total_nll, tokens, unknown = 0.0, 0, 0
+    for start in range(0, len(docs), PERPLEXITY_BATCH):
+        batch = docs[start:start + PERPLEXITY_BATCH]
+        width = max(len(d) for d in batch)
+        targets = np.full((len(batch), width), PAD_ID, dtype=np.int64)  # (B, T)
+        for row, d in enumerate(batch):
+            targets[row, :len(d)] = d
+        inputs = np.concatenate([np.full((len(batch), 1), BOS_ID), targets[:, :-1]], axis=1)  # (B, T)
+        mask = np.zeros((len(batch), width), dtype=bool)
+        for row, d in enumerate(batch):
+            mask[row, :len(d)] = True
+        state = stepper.zero_state(len(batch))
+        for t in range(width):
+            logits, state = stepper.step(inputs[:, t], state)  # (B, V)
+            logits = logits.astype(np.float64)
+            top = logits.max(axis=1, keepdims=True)
+            log_z = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+            nll = log_z - logits[np.arange(len(batch)), targets[:, t]]
+            total_nll += float(nll[mask[:, t]].sum())
+        tokens += int(mask.sum())
+        unknown += int(((targets == UNK_ID) & mask).sum())
+        assert all(d[-1] == EOS_ID for d in batch)
+    mean = total_nll / max(tokens, 1)
+    return {"perplexity": round(math.exp(mean), 2), "nll_per_token": round(mean, 4), "tokens": tokens,
+            "unk_share": round(unknown / max(tokens, 1), 4)}
+
+
+def distinct_2(texts: list[str]) -> float:
+    bigrams = [tuple(w[i:i + 2]) for w in (t.split() for t in texts) for i in range(len(w) - 1)]
+    return round(len(set(bigrams)) / max(len(bigrams), 1), 4)
+
+
+def shape(texts: list[str]) -> dict[str, float]:
+    return {"mean_words": round(float(np.mean([len(_WORD.findall(t)) for t in texts])) if texts else 0.0, 2),
+            "capital_share": round(float(np.mean([t[:1].isupper() for t in texts])) if texts else 0.0, 3)}
+
+
+def discriminator(real: list[str], fake: list[str]) -> dict[str, object]:
+    """5-fold CV accuracy telling `real` from `fake` (balanced, N each), raw and flattened. The vectorizers keep
+    case (scikit-learn lowercases by default), so the raw accuracy sees case and the flattened one does not."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import FeatureUnion, make_pipeline
+
+    n = min(len(real), len(fake))
+    rng = np.random.default_rng(CV_SEED)
+    real = [real[i] for i in sorted(rng.permutation(len(real))[:n])]
+    fake = [fake[i] for i in sorted(rng.permutation(len(fake))[:n])]
+    labels = np.array([1] * n + [0] * n)
+    folds = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=CV_SEED)
+    result: dict[str, object] = {"per_side": n}
+    if n < MIN_BALANCED:
+        result["note"] = f"only {n} per side (fewer than {MIN_BALANCED})"
+    if n < CV_FOLDS:
+        return {**result, "accuracy": None, "accuracy_flat": None}
+    for key, texts in (("accuracy", real + fake), ("accuracy_flat", [flatten(t) for t in real + fake])):
+        model = make_pipeline(
+            FeatureUnion([("words", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), lowercase=False)),
+                          ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), lowercase=False))]),
+            LogisticRegression(max_iter=1000))
+        result[key] = round(float(cross_val_score(model, texts, labels, cv=folds, scoring="accuracy").mean()), 4)
+    return result
+
+
+def text_metrics(texts: list[str], held_out: list[str], index) -> dict[str, object]:
+    return {"accepted": len(texts), "distinct_2": distinct_2(texts), **shape(texts),
+            "copies": sum(index.check(t) is not None for t in texts),
+            "discriminator": discriminator(held_out, texts)}
+
+
+def lstm_row(store, settings, held_out: list[str], index, *, n: int, temperature: float) -> dict[str, object]:
+    from bot.filters import FilterConfig
+    from bot.generation import generate
+    from models.sampler import SamplingSettings
+
+    accepted: list[str] = []
+    sampled, counts, rounds = 0, {}, 0
+    began = time.perf_counter()
+    while len(accepted) < n and rounds < MAX_ROUNDS:
+        report = generate(store, settings, MODEL, n=SAMPLE_ROUND, sampling=SamplingSettings(temperature=temperature),
+                          seed=rounds, platform="reddit", filters=FilterConfig())
+        rounds += 1
+        sampled += report.sampled
+        accepted += [s.text for s in report.accepted]
+        for name, count in report.counts.items():
+            counts[name] = counts.get(name, 0) + count
+    seconds = time.perf_counter() - began
+    acceptance = len(accepted) / max(sampled, 1)  # every accepted sample, before the cut to N
+    accepted = accepted[:n]
+    return {"generator": "lstm", "sampled": sampled, "acceptance": round(acceptance, 4),
+            "rejected": counts, "sample_seconds": round(seconds, 1), **text_metrics(accepted, held_out, index)}
+
+
+def markov_row(train_texts: list[str], held_out: list[str], index, *, n: int) -> dict[str, object]:
+    import markovify
+
+    began = time.perf_counter()
+    chain = markovify.NewlineText("\n".join(train_texts), state_size=MARKOV_STATE_SIZE)
+    made: list[str] = []
+    calls = 0
+    while len(made) < n and calls < n * MARKOV_MAX_CALLS_PER_SENTENCE:
+        calls += 1
+        sentence = chain.make_sentence(tries=MARKOV_TRIES)
+        if sentence:
+            made.append(sentence)
+    return {"generator": f"markovify state_size={MARKOV_STATE_SIZE}", "sampled": calls,
+            "acceptance": round(len(made) / max(calls, 1), 4),
+            "acceptance_note": f"sentences made / make_sentence(tries={MARKOV_TRIES}) calls",
+            "sample_seconds": round(time.perf_counter() - began, 1), **text_metrics(made, held_out, index)}
+
+
+def run_corpus(path: Path, args: argparse.Namespace) -> dict[str, object]:
+    from bot.config import load_settings
+    from bot.corpus import add_documents
+    from bot.novelty import NoveltyIndex
+    from bot.store import open_store
+    from bot.training import train
+    from models.artifact import load_model
+    from scrapers.documents import Document
+    from scrapers.files import FILE_SOURCE
+
+    texts = read_corpus(path, args.format)
+    train_texts, held_out = split(texts)
+    n = args.n or max(MIN_SAMPLES, min(len(held_out), MAX_SAMPLES))
+    home = Path(tempfile.mkdtemp(prefix="nnbot-quality-"))
+    os.environ["BOT_HOME"] = str(home)
+    try:
+        store, settings = open_store(f"sqlite:///{home / 'bot.db'}"), load_settings()
+        with store.session() as session:
+            add_documents(session, CORPUS, (Document(source=FILE_SOURCE, external_id=f"line:{i}", text=t)
+                                            for i, t in enumerate(train_texts)))
+        began = time.perf_counter()
+        summary = train(store, settings, CORPUS, MODEL, args.preset, max_minutes=args.minutes)
+        train_seconds = time.perf_counter() - began
+        artifact = load_model(settings.model_dir(MODEL))
+        evaluation = held_out_perplexity(artifact, held_out)
+        index = NoveltyIndex.build(texts)  # every document, held-out included
+        lstm = lstm_row(store, settings, held_out, index, n=n, temperature=args.temperature)
+        store.close()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    markov = markov_row(train_texts, held_out, index, n=n)
+    return {"corpus": str(path), "documents": len(texts), "train_documents": len(train_texts),
+            "held_out_documents": len(held_out), "capped_at": MAX_DOCUMENTS if len(texts) == MAX_DOCUMENTS else None,
+            "wanted": n, "minutes": args.minutes, "preset": summary.preset, "train_seconds": round(train_seconds, 1),
+            "epochs": len(summary.epochs), "stop_reason": summary.stop_reason, "vocab_size": summary.vocab_size,
+            "parameters": summary.parameters, "temperature": args.temperature, "held_out": {**evaluation,
+                                                                                           **shape(held_out)},
+            "rows": [lstm, markov]}
+
+
+def table(result: dict[str, object]) -> str:
+    h = result["held_out"]
+    lines = [(f"{result['corpus']}: {result['train_documents']} train / {result['held_out_documents']} held out, "
+              f"preset {result['preset']}, {result['train_seconds']} s, {result['epochs']} epoch(s) "
+              f"({result['stop_reason']})"),
+             (f"  held-out: perplexity {h['perplexity']} over {h['tokens']} tokens (<eos> incl.), <unk> "
+              f"{h['unk_share']:.1%}, {h['mean_words']} words, {h['capital_share']:.0%} capitalised"),
+             (f"  {'generator':<22} {'sampled':>7} {'accept':>7} {'kept':>5} {'dist-2':>7} {'words':>6} {'caps':>5} "
+              f"{'copies':>6} {'disc':>6} {'disc-flat':>9}")]
+    for row in result["rows"]:
+        d = row["discriminator"]
+        disc = "-" if d.get("accuracy") is None else f"{d['accuracy']:.3f}"
+        flat = "-" if d.get("accuracy_flat") is None else f"{d['accuracy_flat']:.3f}"
+        lines.append(f"  {row['generator']:<22} {row['sampled']:>7} {row['acceptance']:>7.1%} {row['accepted']:>5} "
+                     f"{row['distinct_2']:>7.3f} {row['mean_words']:>6.1f} {row['capital_share']:>5.0%} "
+                     f"{row['copies']:>6} {disc:>6} {flat:>9}" + (f"  ({d['note']})" if d.get("note") else ""))
+        if "rejected" in row:
+            lines.append("    rejected: " + ", ".join(f"{k} {v}" for k, v in row["rejected"].items() if v))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("corpora", nargs="+", type=Path, help="corpus files, run one after the other")
+    parser.add_argument("--format", default="auto", help="as `bot corpus import --format` (default: by extension)")
+    parser.add_argument("--minutes", type=float, default=DEFAULT_MINUTES, help="training time per corpus, minutes")
+    parser.add_argument("--preset", default="auto", help="model preset (default: auto, by corpus size)")
+    parser.add_argument("--n", type=int, default=None,
+                        help=f"accepted samples wanted (default: held-out documents, within "
+                             f"{MIN_SAMPLES}..{MAX_SAMPLES})")
+    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    args = parser.parse_args()
+    results = []
+    for path in args.corpora:
+        results.append(run_corpus(path, args))
+        print(table(results[-1]), file=sys.stderr)
+    write_result({"benchmark": "quality", "date": today(), "machine": machine(), "peak_mb": peak_mb(),
+                  "corpora": results}, args.json)
+
+
+if __name__ == "__main__":
+    main()
