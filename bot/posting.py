@@ -33,6 +33,7 @@ from bot.processes import owner_gone, process_owner
 from bot.publishers import Outcome, Posted, Publisher, PublishError, open_publisher
 from bot.store import Store, insert_ignoring_conflict
 from bot.store.schema import BotState, Candidate, Status, utcnow
+from scrapers.reddit import subreddit_name
 
 logger = logging.getLogger(__name__)
 
@@ -328,14 +329,11 @@ def post_time_filters(store: Store, settings: Settings, bot: BotConfig) -> Check
         index = None
         if bot.filters.novelty:
             index = novelty_index(session, bot.corpus, settings.bot_home / "cache" / "novelty")
-        rows = session.execute(select(Candidate.id, Candidate.text).where(
-            Candidate.bot == bot.name, Candidate.status.in_(IN_FLIGHT))).all()
-
-    def check(candidate: Candidate) -> Rejection | None:
-        others = [text for id_, text in rows if id_ != candidate.id]
-        return FilterSet(bot.filters, platform=bot.platform, novelty=index, existing=others).check(candidate.text)
-
-    return check
+        # What is posted or in flight; the candidates checked (pending, approved, failed) are never among them.
+        in_flight = list(session.scalars(select(Candidate.text).where(
+            Candidate.bot == bot.name, Candidate.status.in_(IN_FLIGHT))))
+    filters = FilterSet(bot.filters, platform=bot.platform, novelty=index, existing=in_flight)
+    return lambda candidate: filters.check(candidate.text)
 
 
 # ---- dry runs
@@ -364,7 +362,7 @@ def _where(settings: Settings, bot: BotConfig) -> str:
 
     if bot.platform == "reddit":
         user = f" as u/{settings.reddit_username}" if settings.reddit_username else ""
-        return f"r/{(bot.destination or '').removeprefix('/').removeprefix('r/').strip('/')} on Reddit{user}"
+        return f"r/{subreddit_name(bot.destination or '')} on Reddit{user}"
     if bot.platform == "x":
         return "the X account of X_ACCESS_TOKEN"
     return f"the file {file_destination(settings, bot.destination or '')}"
@@ -442,7 +440,7 @@ def reconcile(store: Store, settings: Settings, bots: BotsFile, *, bot_name: str
 
 
 def _match(store: Store, bot: BotConfig, candidates: list[Candidate], recent: list, result: ReconcileResult) -> None:
-    destination = (bot.destination or "").removeprefix("/").removeprefix("r/").strip("/").lower()
+    destination = subreddit_name(bot.destination or "").lower() if bot.platform == "reddit" else ""
     with store.session() as session:
         taken = set(session.scalars(select(Candidate.remote_id).where(
             Candidate.bot == bot.name, Candidate.remote_id.is_not(None))))

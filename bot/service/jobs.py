@@ -18,7 +18,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -191,7 +190,7 @@ def scrape_sources(runtime: Runtime, bot: BotConfig) -> JobResult:
             summaries = [scraping.scrape_x(store, settings, bot.corpus, source.username, limit=source.limit,
                                            no_wait=True)]
         else:
-            path = source.path if Path(source.path).is_absolute() else settings.bot_home / source.path
+            path = source.path if source.path.is_absolute() else settings.bot_home / source.path
             documents = read_documents(path, format=source.format, column=source.column)
             with store.session() as session:
                 added += add_documents(session, bot.corpus, documents).added

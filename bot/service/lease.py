@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 
 from bot.errors import BotError
 from bot.processes import describe_owner, owner_gone
@@ -92,10 +92,3 @@ def renew(store: Store, owner: str, *, seconds: float, now: datetime | None = No
 def release(store: Store, owner: str) -> None:
     with store.session() as session:
         session.execute(delete(ServiceLease).where(ServiceLease.name == LEASE_NAME, ServiceLease.owner == owner))
-
-
-def lease_row(store: Store) -> Lease | None:
-    """The lease row as stored, live or not."""
-    with store.session() as session:
-        row = session.scalars(select(ServiceLease).where(ServiceLease.name == LEASE_NAME)).first()
-        return Lease(row.owner, row.acquired_at, row.heartbeat_at, row.expires_at) if row else None

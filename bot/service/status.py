@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from bot import registry
 from bot.config import BotConfig, BotsFile, Settings
 from bot.errors import NotFoundError
-from bot.posting import day_start
+from bot.posting import posts_today
 from bot.service import lease
 from bot.service.scheduler import next_runs
 from bot.store import Store
@@ -38,9 +38,7 @@ def _bot_status(store: Store, settings: Settings, bot: BotConfig, runs: dict[str
     with store.session() as session:
         counts = dict(session.execute(select(Candidate.status, func.count()).where(Candidate.bot == bot.name)
                                       .group_by(Candidate.status)).all())
-        today = session.scalar(select(func.count()).select_from(Candidate).where(
-            Candidate.bot == bot.name, Candidate.status.in_((Status.POSTING, Status.POSTED, Status.UNKNOWN)),
-            Candidate.claimed_at >= day_start(now, bot.schedule.timezone))) or 0
+        today = posts_today(session, bot, now)
         last = session.scalars(select(Candidate).where(Candidate.bot == bot.name, Candidate.status == Status.POSTED)
                                .order_by(Candidate.posted_at.desc()).limit(1)).first()
         error = session.scalars(select(JobRun).where(JobRun.bot == bot.name, JobRun.outcome == "error")

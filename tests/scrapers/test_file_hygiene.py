@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from scrapers.documents import Document
-from scrapers.errors import ImportFormatError
 from scrapers.files import decode_text, read_documents
 from scrapers.x_archive import MAX_COMPRESSION_RATIO
+from tests.scrapers.helpers import import_error, write
 
 TWO_LINES = "Hello from a file\nSecond line\n"
 BINARY = b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4  # the start of a program, as /bin/ls is
@@ -23,17 +23,6 @@ TWEET = b'window.YTD.tweets.part0 = [{"tweet": {"id_str": "1", "full_text": "hi"
 
 def sha1(text: str) -> str:
     return "sha1:" + hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
-def write(path: Path, content: bytes) -> Path:
-    path.write_bytes(content)
-    return path
-
-
-def import_error(path: Path, **options: object) -> str:
-    with pytest.raises(ImportFormatError) as caught:
-        list(read_documents(path, **options))
-    return str(caught.value)
 
 
 def texts(path: Path, **options: object) -> list[str]:

@@ -16,6 +16,7 @@ import pytest
 from scrapers.documents import Document
 from scrapers.errors import ImportFormatError
 from scrapers.files import CHUNK_BYTES, FORMATS, detect_format, read_documents
+from tests.scrapers.helpers import import_error, write
 
 DATA = Path(__file__).parent / "data"
 ARCHIVE = DATA / "archive"
@@ -32,17 +33,6 @@ LONG_TWEET = (
 
 def texts(documents: list[Document]) -> list[str]:
     return [document.text for document in documents]
-
-
-def write(path: Path, content: bytes) -> Path:
-    path.write_bytes(content)
-    return path
-
-
-def import_error(path: Path, **options: object) -> str:
-    with pytest.raises(ImportFormatError) as caught:
-        list(read_documents(path, **options))
-    return str(caught.value)
 
 
 # --- formats and detection ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from bot.service import lease
-from bot.store.schema import utcnow
+from bot.store.schema import ServiceLease, utcnow
 
 ME, OTHER = "thishost:1:aaaa", "otherhost:2:bbbb"  # owners on hosts other than this one: only expiry frees them
 
@@ -49,5 +49,7 @@ def test_the_lease_of_an_ended_process_on_this_host_is_free_at_once(store) -> No
 def test_released_means_free(store) -> None:
     lease.acquire(store, OTHER, seconds=60)
     lease.release(store, OTHER)
-    assert lease.holder(store) is None and lease.lease_row(store) is None
+    with store.session() as session:
+        assert session.get(ServiceLease, lease.LEASE_NAME) is None
+    assert lease.holder(store) is None
     assert lease.acquire(store, ME, seconds=60).owner == ME
