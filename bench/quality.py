@@ -7,11 +7,12 @@ For each corpus file (one document per line for txt; any format `bot corpus impo
    at most MAX_DOCUMENTS, e.g. the Shakespeare file's first 20,000 non-empty lines). Hold out HELD_OUT_FRACTION
    of them (numpy default_rng(SPLIT_SEED) permutation); import the rest into a corpus in a temporary BOT_HOME
    (SQLite) and train through `bot.training.train` for --minutes (preset "auto" unless --preset).
-2. Sample through `bot.generation.generate` (temperature --temperature, reddit rules, default filters) in rounds
+2. Sample through `bot.generation.generate` (each --sampling T[:TOP_P[:TOP_K]], reddit rules, default filters) in rounds
    of SAMPLE_ROUND until N are accepted, N = max(MIN_SAMPLES, held-out documents capped at MAX_SAMPLES) or --n.
-3. Report: held-out perplexity (exp of the mean negative log-likelihood per token of the held-out documents,
-   each from a zero state after <bos>, as the sampler starts; tokens counted: every piece plus <eos>, <unk>
-   included, <bos> not predicted); the <unk> share of those tokens; acceptance and rejections by filter;
+3. Report: held-out perplexity (exp of the mean negative log-likelihood per piece of the held-out documents,
+   each from a zero state after <bos>, as the sampler starts; pieces counted as `split` cuts the text, plus
+   <eos>, so tokenizers with and without case markers compare; see held_out_perplexity); the share of pieces
+   outside the vocabulary; acceptance and rejections by filter;
    distinct-2 over words; mean words and share starting with a capital (beside the held-out documents'); copies
    by the novelty rule against ALL documents (held-out included); and the 5-fold cross-validated accuracy of a
    logistic regression on word 1-2-gram + char_wb 2-5-gram TF-IDF telling held-out real documents from accepted
@@ -62,6 +63,7 @@ MIN_BALANCED = 300  # documents per side the discriminator should get
 MARKOV_STATE_SIZE = 2
 MARKOV_TRIES = 100  # markovify's tries per make_sentence call
 MARKOV_MAX_CALLS_PER_SENTENCE = 20  # make_sentence calls per wanted sentence before giving up
+EXAMPLES = 12  # accepted samples kept in the result, in the order drawn
 CORPUS = "quality"
 MODEL = "quality"
 
@@ -91,13 +93,40 @@ def split(texts: list[str]) -> tuple[list[str], list[str]]:
 
 
 def held_out_perplexity(artifact, texts: list[str]) -> dict[str, object]:
-    """exp(mean NLL per token) of `texts`, each fed from a zero state after <bos>; tokens: pieces + <eos>."""
-    from models.sampler import LSTMStepper
-    from models.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+    """exp(mean NLL per piece) of `texts`, each fed from a zero state after <bos>.
 
+    Per piece of the text (as `split` cuts it) plus <eos>, not per token, so tokenizers with and without case
+    markers compare: a marker's cost is added to its word's. A rare-word class is charged its fill as well,
+    -log(count / class total), when the held-out word is one of the class's fillers; a word the training text
+    never had costs its class only (it is counted in `unk_share`, pieces outside the vocabulary, and in
+    `unseen_share`, pieces no class can write either). `perplexity_classes_free` leaves the fill out: an <unk>
+    or class costs what the model gave it, as the baseline (one <unk>, never filled) was measured.
+    """
+    from models.sampler import LSTMStepper
+    from models.tokenizer import BOS_ID, EOS_ID, PAD_ID, SPECIALS, fold_case
+    from models.tokenizer import split as split_pieces
+
+    tokenizer = artifact.tokenizer
+    fill_cost: dict[int, dict[str, float]] = {}  # class id -> piece -> -log(count / class total)
+    for token in range(tokenizer.size):
+        if tokenizer.is_rare_class(token):
+            entries = tokenizer.rare[tokenizer.pieces[token]]
+            total = sum(c for _, c in entries)
+            fill_cost[token] = {p: -math.log(c / total) for p, c in entries}
     stepper = LSTMStepper(artifact.config, artifact.weights)
-    docs = [artifact.tokenizer.encode(t, eos=True) for t in texts]
-    total_nll, tokens, unknown = 0.0, 0, 0
+    docs = [tokenizer.encode(t, eos=True) for t in texts]
+    total_nll, fill_nll, pieces, outside, unseen = 0.0, 0.0, 0, 0, 0
+    for text in texts:
+        stored = [fold_case(p)[1] if tokenizer.cased else p for p in split_pieces(text)]
+        pieces += len(stored) + 1  # + <eos>
+        for piece in stored:
+            token = tokenizer.piece_id(piece)
+            if token < len(SPECIALS) or tokenizer.is_rare_class(token):
+                outside += 1
+                if token in fill_cost and piece in fill_cost[token]:
+                    fill_nll += fill_cost[token][piece]
+                else:
+                    unseen += 1
     for start in range(0, len(docs), PERPLEXITY_BATCH):
         batch = docs[start:start + PERPLEXITY_BATCH]
         width = max(len(d) for d in batch)
@@ -116,12 +145,12 @@ def held_out_perplexity(artifact, texts: list[str]) -> dict[str, object]:
             log_z = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
             nll = log_z - logits[np.arange(len(batch)), targets[:, t]]
             total_nll += float(nll[mask[:, t]].sum())
-        tokens += int(mask.sum())
-        unknown += int(((targets == UNK_ID) & mask).sum())
         assert all(d[-1] == EOS_ID for d in batch)
-    mean = total_nll / max(tokens, 1)
-    return {"perplexity": round(math.exp(mean), 2), "nll_per_token": round(mean, 4), "tokens": tokens,
-            "unk_share": round(unknown / max(tokens, 1), 4)}
+    mean = (total_nll + fill_nll) / max(pieces, 1)
+    return {"perplexity": round(math.exp(mean), 2), "nll_per_piece": round(mean, 4), "pieces": pieces,
+            "perplexity_classes_free": round(math.exp(total_nll / max(pieces, 1)), 2),
+            "tokens": sum(len(d) for d in docs), "unk_share": round(outside / max(pieces, 1), 4),
+            "unseen_share": round(unseen / max(pieces, 1), 4)}
 
 
 def distinct_2(texts: list[str]) -> float:
@@ -168,16 +197,16 @@ def text_metrics(texts: list[str], held_out: list[str], index) -> dict[str, obje
             "discriminator": discriminator(held_out, texts)}
 
 
-def lstm_row(store, settings, held_out: list[str], index, *, n: int, temperature: float) -> dict[str, object]:
+def lstm_row(store, settings, held_out: list[str], index, *, n: int, sampling,
+             model: str = MODEL) -> dict[str, object]:
     from bot.filters import FilterConfig
     from bot.generation import generate
-    from models.sampler import SamplingSettings
 
     accepted: list[str] = []
     sampled, counts, rounds = 0, {}, 0
     began = time.perf_counter()
     while len(accepted) < n and rounds < MAX_ROUNDS:
-        report = generate(store, settings, MODEL, n=SAMPLE_ROUND, sampling=SamplingSettings(temperature=temperature),
+        report = generate(store, settings, model, n=SAMPLE_ROUND, sampling=sampling,
                           seed=rounds, platform="reddit", filters=FilterConfig())
         rounds += 1
         sampled += report.sampled
@@ -187,8 +216,11 @@ def lstm_row(store, settings, held_out: list[str], index, *, n: int, temperature
     seconds = time.perf_counter() - began
     acceptance = len(accepted) / max(sampled, 1)  # every accepted sample, before the cut to N
     accepted = accepted[:n]
-    return {"generator": "lstm", "sampled": sampled, "acceptance": round(acceptance, 4),
-            "rejected": counts, "sample_seconds": round(seconds, 1), **text_metrics(accepted, held_out, index)}
+    label = f"nnbot T={sampling.temperature:g}" + (f" p={sampling.top_p:g}" if sampling.top_p < 1 else "") + (
+        f" k={sampling.top_k}" if sampling.top_k else "")
+    return {"generator": label, "sampling": vars(sampling), "sampled": sampled, "acceptance": round(acceptance, 4),
+            "rejected": counts, "sample_seconds": round(seconds, 1), **text_metrics(accepted, held_out, index),
+            "examples": accepted[:EXAMPLES]}
 
 
 def markov_row(train_texts: list[str], held_out: list[str], index, *, n: int) -> dict[str, object]:
@@ -206,7 +238,8 @@ def markov_row(train_texts: list[str], held_out: list[str], index, *, n: int) ->
     return {"generator": f"markovify state_size={MARKOV_STATE_SIZE}", "sampled": calls,
             "acceptance": round(len(made) / max(calls, 1), 4),
             "acceptance_note": f"sentences made / make_sentence(tries={MARKOV_TRIES}) calls",
-            "sample_seconds": round(time.perf_counter() - began, 1), **text_metrics(made, held_out, index)}
+            "sample_seconds": round(time.perf_counter() - began, 1), **text_metrics(made, held_out, index),
+            "examples": made[:EXAMPLES]}
 
 
 def run_corpus(path: Path, args: argparse.Namespace) -> dict[str, object]:
@@ -230,12 +263,13 @@ def run_corpus(path: Path, args: argparse.Namespace) -> dict[str, object]:
             add_documents(session, CORPUS, (Document(source=FILE_SOURCE, external_id=f"line:{i}", text=t)
                                             for i, t in enumerate(train_texts)))
         began = time.perf_counter()
-        summary = train(store, settings, CORPUS, MODEL, args.preset, max_minutes=args.minutes)
+        summary = train(store, settings, CORPUS, MODEL, args.preset, max_minutes=args.minutes,
+                        overrides=args.overrides)
         train_seconds = time.perf_counter() - began
         artifact = load_model(settings.model_dir(MODEL))
         evaluation = held_out_perplexity(artifact, held_out)
         index = NoveltyIndex.build(texts)  # every document, held-out included
-        lstm = lstm_row(store, settings, held_out, index, n=n, temperature=args.temperature)
+        lstm = [lstm_row(store, settings, held_out, index, n=n, sampling=s) for s in args.sampling]
         store.close()
     finally:
         shutil.rmtree(home, ignore_errors=True)
@@ -244,9 +278,9 @@ def run_corpus(path: Path, args: argparse.Namespace) -> dict[str, object]:
             "held_out_documents": len(held_out), "capped_at": MAX_DOCUMENTS if len(texts) == MAX_DOCUMENTS else None,
             "wanted": n, "minutes": args.minutes, "preset": summary.preset, "train_seconds": round(train_seconds, 1),
             "epochs": len(summary.epochs), "stop_reason": summary.stop_reason, "vocab_size": summary.vocab_size,
-            "parameters": summary.parameters, "temperature": args.temperature, "held_out": {**evaluation,
+            "parameters": summary.parameters, "overrides": args.overrides, "held_out": {**evaluation,
                                                                                            **shape(held_out)},
-            "rows": [lstm, markov]}
+            "rows": [*lstm, markov]}
 
 
 def table(result: dict[str, object]) -> str:
@@ -254,8 +288,9 @@ def table(result: dict[str, object]) -> str:
     lines = [(f"{result['corpus']}: {result['train_documents']} train / {result['held_out_documents']} held out, "
               f"preset {result['preset']}, {result['train_seconds']} s, {result['epochs']} epoch(s) "
               f"({result['stop_reason']})"),
-             (f"  held-out: perplexity {h['perplexity']} over {h['tokens']} tokens (<eos> incl.), <unk> "
-              f"{h['unk_share']:.1%}, {h['mean_words']} words, {h['capital_share']:.0%} capitalised"),
+             (f"  held-out: perplexity {h['perplexity']} ({h['perplexity_classes_free']} without fills) over "
+              f"{h['pieces']} pieces (<eos> incl.), outside the vocabulary {h['unk_share']:.1%}, unseen "
+              f"{h['unseen_share']:.1%}, {h['mean_words']} words, {h['capital_share']:.0%} capitalised"),
              (f"  {'generator':<22} {'sampled':>7} {'accept':>7} {'kept':>5} {'dist-2':>7} {'words':>6} {'caps':>5} "
               f"{'copies':>6} {'disc':>6} {'disc-flat':>9}")]
     for row in result["rows"]:
@@ -270,6 +305,28 @@ def table(result: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def _sampling(item: str, settings_type):
+    """T[:TOP_P[:TOP_K]] as SamplingSettings."""
+    parts = item.split(":")
+    return settings_type(temperature=float(parts[0]), top_p=float(parts[1]) if len(parts) > 1 else 1.0,
+                         top_k=int(parts[2]) if len(parts) > 2 else 0)
+
+
+def _setting(item: str) -> tuple[str, object]:
+    """KEY=VALUE as the type of that ModelConfig field."""
+    import dataclasses
+
+    from models.config import ModelConfig
+
+    key, _, value = item.partition("=")
+    kinds = {f.name: type(getattr(ModelConfig(), f.name)) for f in dataclasses.fields(ModelConfig)}
+    if key not in kinds:
+        raise SystemExit(f"--set {item}: no model setting named {key!r}")
+    if kinds[key] is bool:
+        return key, value.lower() in ("1", "true", "yes")
+    return key, kinds[key](value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpora", nargs="+", type=Path, help="corpus files, run one after the other")
@@ -279,9 +336,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=None,
                         help=f"accepted samples wanted (default: held-out documents, within "
                              f"{MIN_SAMPLES}..{MAX_SAMPLES})")
-    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE)
+    parser.add_argument("--sampling", action="append", default=[], metavar="T[:TOP_P[:TOP_K]]",
+                        help=f"sampling settings; repeat for a row each from one trained model "
+                             f"(default: {DEFAULT_TEMPERATURE})")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a model setting (models.config.ModelConfig), e.g. case_markers=false")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
+    from models.sampler import SamplingSettings
+
+    args.overrides = dict(_setting(item) for item in args.set)
+    args.sampling = [_sampling(item, SamplingSettings) for item in args.sampling or [str(DEFAULT_TEMPERATURE)]]
     results = []
     for path in args.corpora:
         results.append(run_corpus(path, args))

@@ -17,14 +17,24 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo,
-                      field_validator, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
 from bot.filters import PLATFORMS, FilterConfig
 from bot.names import check_name
+from models.config import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 
 APP_NAME = "nnbot"
 DURATION_PATTERN = re.compile(r"^(\d+)\s*([smhd])$")  # "90m", "4h", "1d"
@@ -208,9 +218,9 @@ class _Strict(BaseModel):
 
 
 class SamplingConfig(_Strict):
-    temperature: float = Field(default=0.8, gt=0, le=5)
+    temperature: float = Field(default=DEFAULT_TEMPERATURE, gt=0, le=5)
     top_k: int = Field(default=0, ge=0)  # 0: all tokens
-    top_p: float = Field(default=1.0, gt=0, le=1)
+    top_p: float = Field(default=DEFAULT_TOP_P, gt=0, le=1)
     max_tokens: int = Field(default=60, ge=1, le=1000)
     batch: int = Field(default=100, ge=1, le=10_000)  # candidates sampled per refill
 

@@ -15,6 +15,7 @@ from bot.generation import GenerationReport, generate
 from bot.queue import list_candidates
 from bot.store import Store
 from bot.store.schema import Status
+from models.config import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from models.sampler import SamplingSettings
 from models.trainer import TrainingReporter, TrainingSummary
 from scrapers.files import read_documents
@@ -24,7 +25,6 @@ DEMO_DATA = "hacker_news_2000.txt"  # 2,000 top Hacker News titles (MIT, see bot
 DEMO_PRESET = "small"
 DEMO_MAX_MINUTES = 3.0  # training time limit, so the demo ends within 5 minutes on a 2-core machine
 DEMO_SAMPLES = 100  # candidates sampled per round
-DEMO_TEMPERATURE = 0.8
 MIN_PENDING = 10  # the demo leaves at least this many candidates to review
 MAX_ROUNDS = 5  # sampling rounds at most, when filters leave too few
 
@@ -73,7 +73,7 @@ def run_demo(store: Store, settings: Settings, *, reporter: TrainingReporter | N
     on_stage(f"Sampling candidates, filtering them, and queueing them for bot {DEMO_NAME!r}")
     for _ in range(MAX_ROUNDS):
         report = generate(store, settings, DEMO_NAME, n=DEMO_SAMPLES,
-                          sampling=SamplingSettings(temperature=DEMO_TEMPERATURE), platform="reddit",
+                          sampling=SamplingSettings(temperature=DEFAULT_TEMPERATURE, top_p=DEFAULT_TOP_P), platform="reddit",
                           filters=FilterConfig(), enqueue_bot=DEMO_NAME)
         result.generation.append(report)
         result.pending = _pending(store)

@@ -17,10 +17,12 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.corpus import count_words, load_texts
-from bot.errors import BotError
+from bot.errors import BotError, NotFoundError
+from bot.names import is_valid_name
 from bot.store import Store
 from models.artifact import ModelArtifact, load_model
 from models.config import ModelConfig, preset
+from models.finetuning import describe_shape, same_shape
 from models.trainer import LogReporter, TrainingReporter, TrainingSummary, resume_problem, train_model
 
 logger = logging.getLogger(__name__)
@@ -39,19 +41,27 @@ def choose_preset(texts: list[str]) -> str:
 def train(store: Store, settings: Settings, corpus: str, model_name: str, config: ModelConfig | str, *,
           max_minutes: float | None = None, resume: bool = False, replace: bool = False,
           reporter: TrainingReporter | None = None, overrides: dict[str, object] | None = None,
-          directory: Path | None = None) -> TrainingSummary:
+          directory: Path | None = None, init_from: str | None = None) -> TrainingSummary:
     """Train `config`, or the preset of that name ("auto": chosen by the corpus's size), changed by `overrides`,
     into BOT_HOME/models/`model_name` (or `directory`).
 
     With `resume`, the model keeps its own settings (`config` may only be "auto" or the model's own preset) and
     continues on the corpus it was trained on, whose documents may have grown but not changed.
+    With `init_from` (a model name, or a model directory), training starts from that model's weights, shape and
+    vocabulary (`models.finetuning`); `config` gives the training settings.
     """
     preset_name = config if isinstance(config, str) else None
     directory = directory or settings.model_dir(model_name)
+    if resume and init_from is not None:
+        raise BotError("--resume continues a model from its own weights and --init-from starts a new one from a "
+                       "base model, so pass only one of them.")
     if resume and not directory.exists():
         raise BotError(f"There is no model named {model_name!r} to resume; train it without --resume first.")
     if preset_name is not None and preset_name != AUTO and not resume:
         config = preset(preset_name)  # an unknown name fails here, before anything is read
+    base = _base_model(settings, init_from, model_name, directory) if init_from is not None else None
+    if base is not None and preset_name is not None and preset_name != AUTO:
+        _check_preset_shape(base, preset_name)
     if directory.exists() and not (resume or replace):
         raise BotError(
             f"A model named {model_name!r} exists; pass --resume to continue training it or --force to replace it."
@@ -81,8 +91,31 @@ def train(store: Store, settings: Settings, corpus: str, model_name: str, config
     else:
         info = {"corpus": corpus, "preset": preset_name, "created_at": now}  # the trainer adds what it read
     summary = train_model(texts, directory, config, reporter=reporter, max_minutes=max_minutes, resume=resume,
-                          info=info)
+                          info=info, init_from=base)
     return dataclasses.replace(summary, preset=preset_name)
+
+
+def _check_preset_shape(base: ModelArtifact, preset_name: str) -> None:
+    """A preset the user chose must build the base's network, whose weights it starts from."""
+    chosen = preset(preset_name)
+    if not same_shape(chosen, base.config):
+        raise BotError(f"Base model {base.name!r} is {describe_shape(base.config)}, but preset {preset_name!r} is "
+                       f"{describe_shape(chosen)}; leave --preset out to fine-tune with the base's shape, or train "
+                       "from scratch.")
+
+
+def _base_model(settings: Settings, init_from: str, model_name: str, directory: Path) -> ModelArtifact:
+    """The model `--init-from` names: one under BOT_HOME/models, else a model directory at that path."""
+    path = settings.model_dir(init_from) if is_valid_name(init_from) else None
+    if path is None or not path.exists():
+        path = Path(init_from).expanduser()
+    if not path.is_dir():
+        raise NotFoundError(f"There is no model named {init_from!r} to start from; train it first with "
+                            f"`bot train CORPUS --model {init_from}`, or give the path of a model directory.")
+    if directory.exists() and path.resolve() == directory.resolve():
+        raise BotError(f"Model {model_name!r} cannot start from itself; pass another model to --init-from, or "
+                       "write the fine-tuned model under a new --model name.")
+    return load_model(path)
 
 
 def _resumed_settings(trained: ModelArtifact, model_name: str, corpus: str,

@@ -19,7 +19,7 @@ import numpy as np
 
 from models.config import ModelConfig
 from models.errors import ModelError
-from models.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, join, split
+from models.tokenizer import BOS_ID, DUMMY_PREFIX, EOS_ID, PAD_ID, UNK_ID, Tokenizer, join
 
 NEVER_SAMPLED = (PAD_ID, UNK_ID, BOS_ID)  # the sampler may end a text (<eos>) but never emit these
 DEFAULT_MAX_TOKENS = 60  # tokens per sample before it is cut off (titles are 10-20)
@@ -103,6 +103,9 @@ class Sampler:
     def __init__(self, config: ModelConfig, tokenizer: Tokenizer, weights: dict[str, np.ndarray]) -> None:
         self.tokenizer = tokenizer
         self.stepper = LSTMStepper(config, weights)
+        # Rare-word classes with no word to fill them would write nothing; they are never drawn either.
+        empty = [i for i in range(tokenizer.size) if tokenizer.is_rare_class(i) and not tokenizer.fill_count(i)]
+        self.never_sampled = np.array(NEVER_SAMPLED + tuple(empty), dtype=np.int64)
 
     def sample(self, n: int, settings: SamplingSettings = SamplingSettings(), *, prefix: str = "",
                seed: int | None = None, batch_size: int = DEFAULT_BATCH) -> list[Sample]:
@@ -114,8 +117,8 @@ class Sampler:
         if n < 1:
             return
         rng = np.random.default_rng(seed)
-        prefix_pieces = split(prefix) if prefix else []
-        start_logits, start_state = self._prime(prefix_pieces)  # (1, V), [(1, H), …]
+        fill_rng = rng.spawn(1)[0]  # rare words drawn apart, so the tokens of a seed do not depend on them
+        start_logits, start_state = self._prime(prefix)  # (1, V), [(1, H), …]
         rows = min(n, batch_size)
         logits = np.repeat(start_logits, rows, axis=0)  # (B, V)
         state = [np.repeat(s, rows, axis=0) for s in start_state]
@@ -130,7 +133,7 @@ class Sampler:
             for r, token in enumerate(tokens.tolist()):
                 generated[r].append(token)
                 if token == EOS_ID or len(generated[r]) >= settings.max_tokens:
-                    yield self._finish(prefix_pieces, generated[r], float(logprob[r]))
+                    yield self._finish(prefix, generated[r], float(logprob[r]), fill_rng)
                     if started < n:
                         started += 1
                         restart[r], generated[r], logprob[r] = True, [], 0.0
@@ -148,9 +151,9 @@ class Sampler:
                 for s, s0 in zip(state, start_state):
                     s[restart] = s0[0]
 
-    def _prime(self, prefix_pieces: list[str]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _prime(self, prefix: str) -> tuple[np.ndarray, list[np.ndarray]]:
         """Feed <bos> and the prefix through one row; the logits for the first new token and the state."""
-        ids = [BOS_ID] + [self.tokenizer.piece_id(p) for p in prefix_pieces]
+        ids = self.tokenizer.encode(prefix, bos=True) if prefix else [BOS_ID]
         state = self.stepper.zero_state(1)
         for token in ids:
             logits, state = self.stepper.step(np.array([token]), state)
@@ -161,30 +164,31 @@ class Sampler:
         """One token per row, and its log-probability under the model; rows split across threads when many."""
         draws = rng.random(len(logits))  # drawn here, in order, so a seed gives the same text however rows split
         if len(logits) < PARALLEL_ROWS or SAMPLING_THREADS < 2:
-            return _choose_rows(logits, draws, settings)
+            return _choose_rows(logits, draws, settings, self.never_sampled)
         bounds = np.linspace(0, len(logits), SAMPLING_THREADS + 1).astype(int)
-        parts = list(_pool().map(lambda ab: _choose_rows(logits[ab[0]:ab[1]], draws[ab[0]:ab[1]], settings),
+        parts = list(_pool().map(lambda ab: _choose_rows(logits[ab[0]:ab[1]], draws[ab[0]:ab[1]], settings,
+                                                         self.never_sampled),
                                  zip(bounds[:-1], bounds[1:])))
         return np.concatenate([t for t, _ in parts]), np.concatenate([p for _, p in parts])
 
-    def _finish(self, prefix_pieces: list[str], ids: list[int], logprob: float) -> Sample:
+    def _finish(self, prefix: str, ids: list[int], logprob: float, fill_rng: np.random.Generator) -> Sample:
         complete = ids[-1] == EOS_ID
+        generated = self.tokenizer.decode_pieces(ids, fill_rng)  # leading space kept; rare words filled
         # Whitespace pieces (a lone space, a newline) can open or close a sample; a post never should.
-        generated = [self.tokenizer.pieces[i] for i in ids if i != EOS_ID]
-        text = join(prefix_pieces + generated).strip()
+        text = join([DUMMY_PREFIX + prefix if prefix else "", generated]).strip()
         return Sample(text=text, logprob=logprob, tokens=len(ids), complete=complete, ids=tuple(ids),
-                      empty=not "".join(generated).strip())
+                      empty=not generated.strip())
 
 
-def _choose_rows(logits: np.ndarray, draws: np.ndarray,
-                 settings: SamplingSettings) -> tuple[np.ndarray, np.ndarray]:
+def _choose_rows(logits: np.ndarray, draws: np.ndarray, settings: SamplingSettings,
+                 never_sampled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Tokens for rows of `logits` (B, V), overwritten, given uniform `draws` (B,).
 
     Each pass over (B, V) costs about as much as the step's matrix products, so the passes are few: shift by the
     row maximum, exponentiate, accumulate, and draw by binary search in each row's running sum.
     """
     rows = np.arange(len(logits))
-    logits[:, NEVER_SAMPLED] = -np.inf
+    logits[:, never_sampled] = -np.inf
     np.subtract(logits, logits.max(axis=1, keepdims=True), out=logits)  # each row's maximum is now 0
     if settings.temperature == 1:
         weights = np.exp(logits)

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from models import artifact
+from models import artifact, finetuning
 from models.config import ModelConfig, parameter_count
 from models.data import make_windows, shuffle_documents, split_documents
 from models.errors import ArtifactError, CorpusChangedError, CorpusTooSmallError
@@ -128,11 +128,20 @@ class _Progress:
 
 def train_model(documents: Sequence[str], directory: Path, config: ModelConfig, *,
                 reporter: TrainingReporter | None = None, max_minutes: float | None = None,
-                resume: bool = False, info: dict[str, Any] | None = None) -> TrainingSummary:
+                resume: bool = False, info: dict[str, Any] | None = None,
+                init_from: artifact.ModelArtifact | None = None) -> TrainingSummary:
     """Train on `documents` (one text each) and write the model directory; returns what happened.
 
     With `resume`, `documents` must be those the model was trained on plus any added after them (`resume_problem`).
+    With `init_from` (not with `resume`), training starts from that base model (`models.finetuning`): its network
+    shape and vocabulary options replace `config`'s, its vocabulary grows by the documents' new pieces, and config.json
+    records it as `base`.
     """
+    if resume and init_from is not None:
+        raise ValueError("a resumed model continues from its own weights, not from a base model")
+    if init_from is not None:
+        config = finetuning.with_base_shape(config, init_from)
+        info = {**(info or {}), "base": finetuning.base_record(init_from)}
     tokenizer: Tokenizer | None = None
     if resume:
         trained = artifact.load_model(directory)
@@ -146,7 +155,9 @@ def train_model(documents: Sequence[str], directory: Path, config: ModelConfig, 
     train_idx, valid_idx = _split(documents, split)
     train_docs = [documents[i] for i in train_idx]
     if tokenizer is None:
-        tokenizer = Tokenizer.build(train_docs, max_vocab=config.max_vocab, min_count=config.min_count)
+        tokenizer = Tokenizer.build(train_docs, max_vocab=config.max_vocab, min_count=config.min_count,
+                                    case_markers=config.case_markers, rare_classes=config.rare_classes,
+                                    base=init_from.tokenizer if init_from is not None else None)
     train_stream = tokenizer.encode_corpus(train_docs)
     needed = max(MIN_TRAIN_TOKENS, config.batch_size * config.window + 1)  # one full batch of windows at least
     if len(train_stream) < needed:
@@ -156,8 +167,10 @@ def train_model(documents: Sequence[str], directory: Path, config: ModelConfig, 
         )
     valid_stream = tokenizer.encode_corpus(documents[i] for i in valid_idx)
     record = {"documents": len(documents), "fingerprint": fingerprint(documents), "split": split}
+    weights = None if init_from is None else finetuning.merge_weights(
+        init_from.weights, init_from.tokenizer.size, tokenizer.size, config)
     trainer = Trainer(config, tokenizer, train_stream, valid_stream, directory,
-                      reporter=reporter or LogReporter(), info={**(info or {}), **record})
+                      reporter=reporter or LogReporter(), info={**(info or {}), **record}, weights=weights)
     return trainer.run(max_minutes=max_minutes, resume=resume)
 
 
@@ -210,7 +223,8 @@ class Trainer:
 
     def __init__(self, config: ModelConfig, tokenizer: Tokenizer, train_stream: np.ndarray,
                  valid_stream: np.ndarray, directory: Path, *, reporter: TrainingReporter,
-                 info: dict[str, Any] | None = None) -> None:
+                 info: dict[str, Any] | None = None, weights: dict[str, np.ndarray] | None = None) -> None:
+        """`weights`: where training starts (named as `models.config.weight_shapes`); Keras's initialisers without."""
         quiet_backend_logs()
         import keras  # the backend starts here, not when `models` is imported
 
@@ -224,6 +238,8 @@ class Trainer:
         keras.utils.set_random_seed(config.seed)
         vocab = tokenizer.size
         self.model = network.build_network(config, vocab, batch_size=config.batch_size)
+        if weights is not None:
+            network.set_weights(self.model, weights)
         self.optimizer = fitting.optimizer(config)
         self.model.compile(optimizer=self.optimizer, loss=fitting.loss())
         self.valid = make_windows(valid_stream, batch=self._eval_batch(valid_stream), window=config.window)

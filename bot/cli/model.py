@@ -9,6 +9,7 @@ import typer
 
 from bot.cli import app
 from bot.cli.options import JSON, corpus_name
+from models.config import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 
 if TYPE_CHECKING:
     from bot.config import BotConfig
@@ -48,6 +49,11 @@ def train(
                                          "settings, on its corpus (documents added since are welcome).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing model of that name.")] = False,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (default: the preset's).")] = None,
+    init_from: Annotated[Optional[str], typer.Option(
+        "--init-from", metavar="BASE_MODEL",
+        help="Fine-tune: start from this model's weights (a model name, or a model directory); the new model has "
+             "its network shape and vocabulary plus the corpus's new words, and the preset's training "
+             "settings.")] = None,
     json_: JSON = False,
 ) -> None:
     """Train a word-level LSTM on a corpus; the best epoch is kept in BOT_HOME/models/NAME."""
@@ -59,17 +65,18 @@ def train(
     with TrainingDisplay() as display:
         summary = training.train(context.store(), context.settings(), corpus, model, preset,
                                  max_minutes=max_minutes, resume=resume, replace=force, reporter=display,
-                                 overrides=overrides)
+                                 overrides=overrides, init_from=init_from)
     best = summary.best
     result = {"model": model, "corpus": corpus, "path": str(summary.path), "preset": summary.preset,
               "best_epoch": summary.best_epoch,
               "valid_perplexity": best.valid_perplexity, "train_perplexity": best.train_perplexity,
               "epochs": len(summary.epochs), "seconds": round(summary.seconds, 1), "stop_reason": summary.stop_reason,
-              "vocab_size": summary.vocab_size, "parameters": summary.parameters}
+              "vocab_size": summary.vocab_size, "parameters": summary.parameters, "init_from": init_from}
     if json_:
         output.print_json(result)
     else:
         chosen = f" ({summary.preset} preset)" if summary.preset else ""
+        chosen += f" fine-tuned from {init_from!r}" if init_from else ""
         output.console.print(
             f"Model {model!r}{chosen}: held-out perplexity {best.valid_perplexity:.1f} at epoch {summary.best_epoch} "
             f"({summary.seconds:.0f}s, {summary.vocab_size:,} word vocabulary, {summary.parameters:,} parameters).",
@@ -111,6 +118,10 @@ def show(name: Annotated[str, typer.Argument(help="Model name.")], json_: JSON =
     output.console.print(f"Model {name!r} ({model.path}), trained on corpus {model.info.get('corpus')!r}: "
                          f"held-out perplexity {m.get('valid_perplexity', float('nan')):.1f} at epoch "
                          f"{m.get('best_epoch')}.", markup=False)
+    base = model.info.get("base")
+    if isinstance(base, dict):
+        output.console.print(f"Fine-tuned from model {base.get('name')!r} ({base.get('path')}), trained on corpus "
+                             f"{base.get('corpus')!r}, vocabulary {base.get('vocab_size')} pieces.", markup=False)
     output.table(["setting", "value"], sorted(model.config.to_dict().items()))
     output.table(["epoch", "train ppl", "valid ppl", "learning rate", "seconds"],
                  [(h["epoch"], f"{_ppl(h['train_loss']):.1f}", f"{_ppl(h['valid_loss']):.1f}",
@@ -129,10 +140,10 @@ def generate(
     model: Annotated[str, typer.Argument(help="Model to sample from.")],
     n: Annotated[int, typer.Option("--n", min=1, help="How many texts to sample.")] = 10,
     temperature: Annotated[float, typer.Option("--temperature", help="Lower is safer, higher wilder (from 0.01).",
-                                               callback=_temperature)] = 0.8,
+                                               callback=_temperature)] = DEFAULT_TEMPERATURE,
     top_k: Annotated[int, typer.Option("--top-k", min=0, help="Sample among the k likeliest words (0: all).")] = 0,
     top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling mass (0.01 to 1).",
-                                         callback=_top_p)] = 1.0,
+                                         callback=_top_p)] = DEFAULT_TOP_P,
     prefix: Annotated[str, typer.Option("--prefix", help="Start every text with this.")] = "",
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed, for repeatable output.")] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Cut a text off after this many.")] = 60,

@@ -158,3 +158,25 @@ def test_bad_settings_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(ModelError) as error:
         SamplingSettings(**kwargs)
     assert str(error.value) == message
+
+
+def test_rare_classes_are_filled_with_rare_training_words_and_empty_classes_never_drawn() -> None:
+    docs = ["the cat sat", "the cat ran", "the Zebra sat", "the yak ran"]
+    cased = Tokenizer.build(docs, min_count=2, case_markers=True, rare_classes=True)
+    word, link = cased.piece_id("<unk:word>"), cased.piece_id("<unk:link>")
+    # The model all but always writes <maj> <unk:word> or the empty <unk:link> class, then ends.
+    sampler = make_sampler(cased, **{f"_{word}": 9.0, f"_{cased.piece_id('<maj>')}": 8.0, f"_{link}": 12.0,
+                                     f"_{EOS_ID}": 7.0})
+    samples = sampler.sample(200, SamplingSettings(max_tokens=3), seed=3)
+    assert all(link not in s.ids for s in samples)
+    maj = cased.piece_id("<maj>")
+    capitalised = {s.text for s in samples if s.ids == (maj, word, EOS_ID)}
+    plain = {s.text for s in samples if s.ids == (word, EOS_ID)}
+    assert capitalised == {"Zebra", "Yak"} and plain <= {"zebra", "yak"}  # both drawn; a <maj> capitalises
+
+
+def test_a_cased_prefix_is_kept_as_written_and_primes_the_model() -> None:
+    cased = Tokenizer.build(["Show HN: the cat", "Show HN: a dog"], min_count=1, case_markers=True,
+                            rare_classes=True)
+    samples = make_sampler(cased).sample(20, SamplingSettings(max_tokens=4), prefix="Show HN: Quokka", seed=0)
+    assert all(s.text.startswith("Show HN: Quokka") for s in samples)

@@ -15,6 +15,7 @@ from bot.queue import SamplingRecord
 from bot.web import trying
 from bot.web.access import checked_form, logged_in, redirect_with_flash
 from bot.web.rendering import render
+from models.config import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from models.sampler import Sample
 
 router = APIRouter()
@@ -25,7 +26,8 @@ BAD_REQUEST = 400
 
 def _defaults(bot: BotConfig | None) -> dict[str, Any]:
     return {"bot": bot.name if bot else "", "prefix": "", "count": DEFAULT_COUNT,
-            "temperature": bot.sampling.temperature if bot else 0.8, "top_p": bot.sampling.top_p if bot else 1.0}
+            "temperature": bot.sampling.temperature if bot else DEFAULT_TEMPERATURE,
+            "top_p": bot.sampling.top_p if bot else DEFAULT_TOP_P}
 
 
 def _page(request: Request, values: dict[str, Any], *, tried: list[trying.Tried] | None = None,
