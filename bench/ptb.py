@@ -121,6 +121,7 @@ def main() -> None:
         "vocabulary": tokenizer.size, "parameters": parameter_count(config, tokenizer.size),
         "tokens": {"train": int(len(streams[0])), "valid": int(len(streams[1])), "test": int(len(streams[2]))},
         "epochs": len(summary.epochs), "best_epoch": summary.best_epoch, "stop_reason": summary.stop_reason,
+        "budget": summary.budget,
         "valid_perplexity": round(best.valid_perplexity, 2), "test_perplexity": round(math.exp(test_loss), 2),
         "published": None if set(changes) - {"epochs"} else PUBLISHED.get(args.preset),
         "training_minutes": round(summary.seconds / 60, 1),

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from bench.common import machine, today, write_result  # noqa: E402
-from models.config import ModelConfig  # noqa: E402
+from models.config import ModelConfig, flops_per_token, macs_per_token  # noqa: E402
 
 REFERENCE = ModelConfig(embedding_dim=200, hidden_dim=200, layers=2, tied=False, dropout=0.0,
                         embedding_dropout=0.0, window=35, batch_size=64, optimizer="sgd", learning_rate=1.0,
@@ -44,20 +44,6 @@ VOCAB = 10_000
 MATMUL_SECONDS = 3.0  # per matmul shape measured
 SQUARE = 2048  # side of the square matrix product
 REPEATS = 3  # timed training epochs; the fastest counts
-
-
-def macs_per_token(config: ModelConfig, vocab: int) -> dict[str, int]:
-    """Forward multiply-adds per token, by part."""
-    h, e = config.hidden_dim, config.embedding_dim
-    lstm = sum(4 * h * ((e if layer == 0 else h) + h) for layer in range(config.layers))
-    projection = h * e if config.tied and h != e else 0
-    softmax = (e if config.tied else h) * vocab
-    return {"embedding": 0, "lstm": lstm, "projection": projection, "softmax": softmax}
-
-
-def flops_per_token(config: ModelConfig, vocab: int) -> int:
-    forward = sum(macs_per_token(config, vocab).values())
-    return 2 * 3 * forward  # 2 FLOPs per multiply-add; backward = 2 x forward
 
 
 def _time_repeated(run, seconds: float) -> float:
@@ -110,12 +96,15 @@ def training_rate(config: ModelConfig, vocab: int, *, steps: int) -> dict[str, f
     from models import fitting, network
 
     keras.utils.set_random_seed(0)
-    model = network.build_network(config, vocab, batch_size=config.batch_size)
-    model.compile(optimizer=fitting.optimizer(config), loss=fitting.loss())
     rng = np.random.default_rng(0)
+    proposal = 1e6 / np.arange(1, vocab + 1) if config.sampled_softmax else None  # Zipf's law, as text has
+    model = network.build_network(config, vocab, batch_size=config.batch_size, proposal=proposal)
+    model.compile(optimizer=fitting.optimizer(config), loss=fitting.loss())
     n = steps * config.batch_size
     x = rng.integers(4, vocab, size=(n, config.window), dtype=np.int32)
     y = rng.integers(4, vocab, size=(n, config.window), dtype=np.int32)
+    if config.sampled_softmax:  # as the trainer feeds a sampled softmax
+        x, y = {"ids": x, "targets": y}, np.zeros_like(y)
     seconds = []
     for _ in range(REPEATS + 1):  # the first call builds and traces the step function: not timed
         start = time.perf_counter()
@@ -132,17 +121,21 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=REFERENCE.hidden_dim, help="embedding and LSTM width")
     parser.add_argument("--layers", type=int, default=REFERENCE.layers)
     parser.add_argument("--steps", type=int, default=40, help="timed training steps")
+    parser.add_argument("--sampled", type=int, default=0, help="train with a softmax sampled over this many words; "
+                        "the arithmetic counted stays the full softmax's, so the ratio shows what it saves")
+    parser.add_argument("--tied", action="store_true", help="tie the softmax to the embedding")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
     import keras
 
     config = REFERENCE.replace(batch_size=args.batch, window=args.window, hidden_dim=args.hidden,
-                               embedding_dim=args.hidden, layers=args.layers)
+                               embedding_dim=args.hidden, layers=args.layers, sampled_softmax=args.sampled,
+                               tied=args.tied)
     n = args.batch * args.window
     h = config.hidden_dim
     rates = matmul_rates([(SQUARE, SQUARE, SQUARE), (n, h, VOCAB), (n, VOCAB, h), (h, n, VOCAB)])
     train = training_rate(config, VOCAB, steps=args.steps)
-    flops = flops_per_token(config, VOCAB)
+    flops = flops_per_token(config.replace(sampled_softmax=0), VOCAB)  # the full softmax's arithmetic
     achieved = train["tokens_per_second"] * flops / 1e9
     best = max(rates.values())
     backend_square = rates[f"{keras.backend.backend()} {SQUARE}x{SQUARE}x{SQUARE}"]
@@ -150,8 +143,8 @@ def main() -> None:
         "machine": machine(), "date": today(), "backend": keras.backend.backend(),
         "keras": keras.__version__,
         "config": {"layers": config.layers, "hidden": h, "vocab": VOCAB, "window": config.window,
-                   "batch": config.batch_size},
-        "macs_per_token_forward": macs_per_token(config, VOCAB), "flops_per_token": flops,
+                   "batch": config.batch_size, "tied": config.tied, "sampled_softmax": config.sampled_softmax},
+        "macs_per_token_forward": macs_per_token(config.replace(sampled_softmax=0), VOCAB), "flops_per_token": flops,
         "tokens_per_second": round(train["tokens_per_second"]), "achieved_gflops": round(achieved, 1),
         "matmul_gflops": {k: round(v, 1) for k, v in rates.items()}, "best_matmul_gflops": round(best, 1),
         "ratio_to_best_matmul": round(achieved / best, 3),

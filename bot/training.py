@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from bot.corpus import count_words, load_texts
 from bot.errors import BotError, NotFoundError
 from bot.names import is_valid_name
 from bot.store import Store
+from models import budget
 from models.artifact import ModelArtifact, load_model
 from models.config import ModelConfig, preset
 from models.finetuning import describe_shape, same_shape
@@ -30,18 +32,19 @@ logger = logging.getLogger(__name__)
 AUTO = "auto"
 VERSIONS = ".versions"  # BOT_HOME/models/.versions/NAME/STAMP: retrained models
 KEEP_VERSIONS = 2  # retrained versions kept per model: the one serving and the one before it
-MEDIUM_FROM_WORDS = 200_000  # corpora this large train the "medium" recipe; smaller ones (titles, tweets) "small"
 
 
-def choose_preset(texts: list[str]) -> str:
-    """The preset `auto` stands for: the PTB-tuned "medium" recipe once a corpus has the words to feed it."""
-    return "medium" if count_words(texts) >= MEDIUM_FROM_WORDS else "small"
+def choose_preset(texts: list[str], max_minutes: float | None = None) -> tuple[str, str]:
+    """The preset `auto` stands for, and why in one line: the PTB-tuned "medium" recipe once a corpus has the words
+    to feed it, "small" below; a time limit plans the schedule and dropout (models.budget)."""
+    return budget.choose_preset(count_words(texts), max_minutes)
 
 
 def train(store: Store, settings: Settings, corpus: str, model_name: str, config: ModelConfig | str, *,
           max_minutes: float | None = None, resume: bool = False, replace: bool = False,
           reporter: TrainingReporter | None = None, overrides: dict[str, object] | None = None,
-          directory: Path | None = None, init_from: str | None = None) -> TrainingSummary:
+          directory: Path | None = None, init_from: str | None = None,
+          explain: Callable[[str], None] | None = None) -> TrainingSummary:
     """Train `config`, or the preset of that name ("auto": chosen by the corpus's size), changed by `overrides`,
     into BOT_HOME/models/`model_name` (or `directory`).
 
@@ -49,6 +52,7 @@ def train(store: Store, settings: Settings, corpus: str, model_name: str, config
     continues on the corpus it was trained on, whose documents may have grown but not changed.
     With `init_from` (a model name, or a model directory), training starts from that model's weights, shape and
     vocabulary (`models.finetuning`); `config` gives the training settings.
+    `explain` is told in one line which preset "auto" chose and why.
     """
     preset_name = config if isinstance(config, str) else None
     directory = directory or settings.model_dir(model_name)
@@ -77,7 +81,10 @@ def train(store: Store, settings: Settings, corpus: str, model_name: str, config
             raise BotError(f"Model {model_name!r} cannot resume on corpus {corpus!r} because {problem}; a resume "
                            "may only add documents, so train it again with --force.")
     if preset_name == AUTO:
-        preset_name = choose_preset(texts)
+        preset_name, reason = choose_preset(texts, max_minutes)
+        logger.info("auto: %s", reason)
+        if explain is not None:
+            explain(f"auto: {reason}.")
         config = preset(preset_name)
     assert isinstance(config, ModelConfig)
     config = config.replace(**(overrides or {}))

@@ -6,6 +6,7 @@ Imported only once training starts, so `import models` never starts a Keras back
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -44,17 +45,33 @@ class TokenNLL(keras.metrics.Metric):
 
 
 class BatchWatcher(keras.callbacks.Callback):
-    """Reports each batch and stops the epoch when the time limit passes."""
+    """Reports each batch and stops the epoch when the time limit passes; `before` runs before each batch (the
+    budget's learning rate and dropout are set there)."""
 
-    def __init__(self, report: Any, epoch: int, batches: int, deadline: float | None) -> None:
+    def __init__(self, report: Any, epoch: int, batches: int, deadline: float | None, *,
+                 clock: Callable[[], float] = time.monotonic, before: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.report, self.epoch, self.batches, self.deadline = report, epoch, batches, deadline
+        self.clock, self.before = clock, before
         self.batches_done = 0
         self.timed_out = False
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.before is not None:
+            sync_state(self.model)  # so that what `before` sets reaches the next step
+            self.before()
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self.batches_done = batch + 1
         self.report(epoch=self.epoch, batch=batch + 1, batches=self.batches, loss=float((logs or {}).get("loss", 0)))
-        if self.deadline is not None and time.monotonic() >= self.deadline and self.batches_done < self.batches:
+        if self.deadline is not None and self.clock() >= self.deadline and self.batches_done < self.batches:
             self.timed_out = True
             self.model.stop_training = True
+
+
+def sync_state(model: keras.Model) -> None:
+    """Put the model's live state back into its variables, where the backend keeps it apart during `fit` (JAX holds
+    it outside them, and reads them again at the next step once synced); other backends need nothing."""
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        sync()

@@ -1,5 +1,9 @@
 """The network, in Keras 3's public API only: Embedding -> stacked LSTM -> softmax over the vocabulary.
 
+For training, the softmax may be sampled (`SampledSoftmax`): the true word's logit against a few hundred words
+drawn per step, which costs a tenth of the full product at a 10,000-word vocabulary. Evaluation and sampling always
+use the full softmax, with the same weights.
+
 No backend is imported here, so TensorFlow (default), JAX or PyTorch (cuDNN LSTM on a GPU) can train it.
 Weights move in and out as a dict of named numpy arrays (see `models.config.weight_shapes`), which is what the
 model directory stores and what the numpy sampler reads, so sampling never needs a backend.
@@ -26,6 +30,75 @@ class TiedSoftmax(layers.Layer):
 
     def call(self, x):  # x: (B, T, E) -> logits (B, T, V)
         return ops.matmul(x, ops.transpose(self.embedding.embeddings)) + self.bias
+
+
+class SampledSoftmax(layers.Layer):
+    """Training logits of the true next word (column 0) and of `samples` words drawn for the step (Jean et al. 2015).
+
+    The words are drawn with replacement from `proposal` (the training text's word counts, smoothed), one set per
+    step shared by every position. Each logit is corrected by the log of how often its word is expected among the
+    draws, log(samples x q), so the cross-entropy against column 0 estimates the full softmax's (the correction of
+    TensorFlow's `sampled_softmax_loss`); a draw equal to the position's true word is masked out. Weights are those
+    of the full output layer, named as it names them: `bias` (and `kernel` (H, V) untied; tied, the embedding's).
+    """
+
+    def __init__(self, proposal: np.ndarray, samples: int, *, embedding: layers.Embedding | None = None,
+                 kernel_initializer: object = "glorot_uniform", seed: int | None = None, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        counts = np.asarray(proposal, dtype=np.float64) + 1.0  # every word can be drawn
+        self.log_q = (np.log(counts) - np.log(counts.sum())).astype("float32")
+        self.vocab_size, self.samples, self.embedding = len(counts), samples, embedding
+        self.kernel_initializer = kernel_initializer
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape: object) -> None:
+        hidden_shape = input_shape[0]
+        if self.embedding is None:
+            self.kernel = self.add_weight(shape=(hidden_shape[-1], self.vocab_size), name="kernel",
+                                          initializer=self.kernel_initializer)
+        self.bias = self.add_weight(shape=(self.vocab_size,), initializer="zeros", name="bias")
+        self.proposal = self.add_weight(shape=(self.vocab_size,), name="log_q", trainable=False,
+                                        initializer=keras.initializers.Constant(self.log_q))
+
+    def _rows(self, ids):  # output weights of words `ids` (any shape) -> (..., E)
+        if self.embedding is not None:
+            return ops.take(self.embedding.embeddings, ids, axis=0)
+        return ops.take(ops.transpose(self.kernel), ids, axis=0)
+
+    def call(self, inputs):  # (x (B, T, E), targets (B, T)) -> logits (B, T, 1 + samples)
+        x, targets = inputs
+        targets = ops.cast(targets, "int32")
+        drawn = ops.cast(keras.random.categorical(self.proposal[None, :], self.samples,
+                                                  seed=self.seed_generator)[0], "int32")  # (S,)
+        expected = np.log(self.samples)
+        true = (ops.sum(x * self._rows(targets), axis=-1) + ops.take(self.bias, targets)
+                - ops.take(self.proposal, targets) - expected)  # (B, T)
+        sampled = (ops.matmul(x, ops.transpose(self._rows(drawn))) + ops.take(self.bias, drawn)
+                   - ops.take(self.proposal, drawn) - expected)  # (B, T, S)
+        hits = ops.equal(ops.expand_dims(targets, -1), drawn)  # the true word drawn: not a negative
+        sampled = ops.where(hits, ops.full_like(sampled, -1e9), sampled)
+        return ops.concatenate([ops.expand_dims(true, -1), sampled], axis=-1)
+
+
+class RateDropout(layers.Layer):
+    """Variational dropout (one mask per window and channel) whose rate is a variable, so the trainer can set it
+    once it knows how many epochs the time limit allows, without rebuilding the network."""
+
+    def __init__(self, rate: float, noise_shape: tuple[int, ...], *, seed: int | None = None, **kwargs: object):
+        super().__init__(**kwargs)
+        self.initial_rate, self.noise_shape = rate, noise_shape
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape: object) -> None:
+        self.rate = self.add_weight(shape=(), name="rate", trainable=False,
+                                    initializer=keras.initializers.Constant(self.initial_rate))
+
+    def call(self, x, training=None):
+        if not training:
+            return x
+        keep = 1.0 - self.rate
+        mask = ops.cast(keras.random.uniform(self.noise_shape, seed=self.seed_generator) < keep, x.dtype)
+        return x * mask / keep
 
 
 class CarriedLSTM(layers.Layer):
@@ -66,15 +139,21 @@ def _initializer(config: ModelConfig, default: str) -> keras.initializers.Initia
     return default
 
 
-def build_network(config: ModelConfig, vocab_size: int, *, batch_size: int, window: int | None = None) -> keras.Model:
-    """The LSTM state carries from one window to the next until `reset_states`; the batch size is fixed."""
+def build_network(config: ModelConfig, vocab_size: int, *, batch_size: int, window: int | None = None,
+                  proposal: np.ndarray | None = None) -> keras.Model:
+    """The LSTM state carries from one window to the next until `reset_states`; the batch size is fixed.
+
+    Given `proposal` (word counts) and `config.sampled_softmax`, the network is a training one: its inputs are
+    `ids` and `targets`, and its output the sampled logits whose column 0 is the target (`SampledSoftmax`).
+    """
     b, t = batch_size, window or config.window
     ids = keras.Input(batch_shape=(b, t), dtype="int32", name="ids")  # (B, T)
     embedding = layers.Embedding(vocab_size, config.embedding_dim, name="embedding",
                                  embeddings_initializer=_initializer(config, "uniform"))
     x = embedding(ids)  # (B, T, E)
     if config.embedding_dropout:
-        x = layers.Dropout(config.embedding_dropout, noise_shape=(b, 1, config.embedding_dim))(x)
+        x = RateDropout(config.embedding_dropout, (b, 1, config.embedding_dim), seed=config.seed,
+                        name="dropout_embedding")(x)
     for layer in range(config.layers):
         x = CarriedLSTM(
             config.hidden_dim, batch_size=b, name=f"lstm_{layer}",
@@ -84,11 +163,18 @@ def build_network(config: ModelConfig, vocab_size: int, *, batch_size: int, wind
             unit_forget_bias=config.init_scale == 0,  # Zaremba's recipe initialises the forget bias like the rest
         )(x)  # (B, T, H)
         if config.dropout:
-            x = layers.Dropout(config.dropout, noise_shape=(b, 1, config.hidden_dim))(x)
+            x = RateDropout(config.dropout, (b, 1, config.hidden_dim), seed=config.seed + 1 + layer,
+                            name=f"dropout_{layer}")(x)
+    if config.tied and config.hidden_dim != config.embedding_dim:
+        x = layers.Dense(config.embedding_dim, name="projection",
+                         kernel_initializer=_initializer(config, "glorot_uniform"))(x)  # (B, T, E)
+    if proposal is not None and config.sampled_softmax:
+        targets = keras.Input(batch_shape=(b, t), dtype="int32", name="targets")
+        logits = SampledSoftmax(proposal, config.sampled_softmax, embedding=embedding if config.tied else None,
+                                kernel_initializer=_initializer(config, "glorot_uniform"), seed=config.seed,
+                                name="output")([x, targets])  # (B, T, 1 + S)
+        return keras.Model({"ids": ids, "targets": targets}, logits, name="nnbot_lstm_sampled")
     if config.tied:
-        if config.hidden_dim != config.embedding_dim:
-            x = layers.Dense(config.embedding_dim, name="projection",
-                             kernel_initializer=_initializer(config, "glorot_uniform"))(x)  # (B, T, E)
         logits = TiedSoftmax(embedding, name="output")(x)
     else:
         logits = layers.Dense(vocab_size, name="output",
@@ -124,8 +210,11 @@ def get_weights(model: keras.Model) -> dict[str, np.ndarray]:
     weights: dict[str, np.ndarray] = {}
     for layer_name, weight_names in _named_layers(model).items():
         layer = model.get_layer(layer_name)
-        if isinstance(layer, TiedSoftmax):  # its get_weights() would repeat the embedding it borrows
-            weights["output/bias"] = ops.convert_to_numpy(layer.bias)
+        if isinstance(layer, TiedSoftmax | SampledSoftmax) and layer.embedding is not None:
+            weights["output/bias"] = ops.convert_to_numpy(layer.bias)  # not the embedding it borrows
+        elif isinstance(layer, SampledSoftmax):  # not its proposal
+            weights.update({"output/kernel": ops.convert_to_numpy(layer.kernel),
+                            "output/bias": ops.convert_to_numpy(layer.bias)})
         elif isinstance(layer, CarriedLSTM):  # the LSTM's own weights, not the carried state
             weights.update(zip(_keys(layer, weight_names), layer.lstm.get_weights()))
         else:
@@ -136,12 +225,22 @@ def get_weights(model: keras.Model) -> dict[str, np.ndarray]:
 def set_weights(model: keras.Model, weights: dict[str, np.ndarray]) -> None:
     for layer_name, weight_names in _named_layers(model).items():
         layer = model.get_layer(layer_name)
-        if isinstance(layer, TiedSoftmax):
+        if isinstance(layer, TiedSoftmax | SampledSoftmax):
             layer.bias.assign(weights["output/bias"])
+            if getattr(layer, "embedding", None) is None:
+                layer.kernel.assign(weights["output/kernel"])
         elif isinstance(layer, CarriedLSTM):
             layer.lstm.set_weights([weights[k] for k in _keys(layer, weight_names)])
         else:
             layer.set_weights([weights[k] for k in _keys(layer, weight_names)])
+
+
+def set_dropout(model: keras.Model, scale: float, config: ModelConfig) -> None:
+    """Set every dropout rate to `scale` x the rate `config` gives it."""
+    for layer in model.layers:
+        if isinstance(layer, RateDropout):
+            base = config.embedding_dropout if layer.name == "dropout_embedding" else config.dropout
+            layer.rate.assign(base * scale)
 
 
 def reset_states(model: keras.Model) -> None:

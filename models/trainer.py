@@ -18,14 +18,14 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from models import artifact, finetuning
+from models import artifact, budget, finetuning
 from models.config import ModelConfig, parameter_count
 from models.data import make_windows, shuffle_documents, split_documents
 from models.errors import ArtifactError, CorpusChangedError, CorpusTooSmallError
@@ -48,9 +48,11 @@ QUIET_LOG_LEVEL = "3"  # TF_CPP_MIN_LOG_LEVEL hiding C++ INFO, WARNING and ERROR
 @dataclass(frozen=True)
 class EpochResult:
     epoch: int  # 1-based, counting resumed epochs
-    train_loss: float  # mean negative log-likelihood per training position, nats (<bos> targets included)
+    # mean negative log-likelihood per training position, nats (<bos> targets included); with a sampled softmax,
+    # the sampled estimate, which runs below the full softmax's
+    train_loss: float
     valid_loss: float
-    learning_rate: float
+    learning_rate: float  # at the epoch's last step
     seconds: float
     tokens_per_second: float  # window positions trained per second (padding included)
     partial: bool = False  # cut short by the time limit
@@ -107,6 +109,7 @@ class TrainingSummary:
     vocab_size: int
     parameters: int
     preset: str | None = None  # the named preset trained, when one was
+    budget: dict[str, float] | None = None  # the plan for the time limit (`Trainer.budget_plan`), when there was one
 
     @property
     def best(self) -> EpochResult:
@@ -124,6 +127,21 @@ class _Progress:
     bad_epochs: int = 0
     seconds: float = 0.0
     history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Budget:
+    """A run under a time limit, as it goes."""
+
+    schedule: budget.LinearToZero
+    started: float  # clock at the start of the run
+    batches: int  # per epoch
+    first_epoch: int = 0  # epochs done before this run (a resume)
+    steps: int = 0  # steps begun in this run
+    probe_started: float = 0.0
+    learning_rate: float = 0.0  # the last step's
+    epochs: float | None = None  # expected by the deadline, once measured
+    dropout_scale: float | None = None
 
 
 def train_model(documents: Sequence[str], directory: Path, config: ModelConfig, *,
@@ -166,6 +184,7 @@ def train_model(documents: Sequence[str], directory: Path, config: ModelConfig, 
             f"(and {MIN_DOCUMENTS} documents): import or scrape more text first."
         )
     valid_stream = tokenizer.encode_corpus(documents[i] for i in valid_idx)
+    config = budget.plan_output(config, tokenizer.size, len(train_stream), max_minutes)
     record = {"documents": len(documents), "fingerprint": fingerprint(documents), "split": split}
     weights = None if init_from is None else finetuning.merge_weights(
         init_from.weights, init_from.tokenizer.size, tokenizer.size, config)
@@ -223,8 +242,10 @@ class Trainer:
 
     def __init__(self, config: ModelConfig, tokenizer: Tokenizer, train_stream: np.ndarray,
                  valid_stream: np.ndarray, directory: Path, *, reporter: TrainingReporter,
-                 info: dict[str, Any] | None = None, weights: dict[str, np.ndarray] | None = None) -> None:
-        """`weights`: where training starts (named as `models.config.weight_shapes`); Keras's initialisers without."""
+                 info: dict[str, Any] | None = None, weights: dict[str, np.ndarray] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`weights`: where training starts (named as `models.config.weight_shapes`); Keras's initialisers without.
+        `clock`: seconds, for the time limit and the budget's schedule (tests pass a fake one)."""
         quiet_backend_logs()
         import keras  # the backend starts here, not when `models` is imported
 
@@ -233,11 +254,12 @@ class Trainer:
         self.keras, self.network, self.fitting = keras, network, fitting
         self.config, self.tokenizer, self.directory = config, tokenizer, directory
         self.train_stream, self.valid_stream = train_stream, valid_stream
-        self.reporter, self.info = reporter, info or {}
+        self.reporter, self.info, self.clock = reporter, info or {}, clock
         self.rng = np.random.default_rng(config.seed)
         keras.utils.set_random_seed(config.seed)
         vocab = tokenizer.size
-        self.model = network.build_network(config, vocab, batch_size=config.batch_size)
+        proposal = np.bincount(train_stream, minlength=vocab) if config.sampled_softmax else None
+        self.model = network.build_network(config, vocab, batch_size=config.batch_size, proposal=proposal)
         if weights is not None:
             network.set_weights(self.model, weights)
         self.optimizer = fitting.optimizer(config)
@@ -246,6 +268,7 @@ class Trainer:
         self.eval_model = network.build_network(config, vocab, batch_size=self.valid.batch)
         self.eval_model.compile(loss=fitting.loss(), weighted_metrics=[fitting.TokenNLL()])  # sees sample_weight
         self.parameters = parameter_count(config, vocab)
+        self.budget: _Budget | None = None
 
     def _eval_batch(self, stream: np.ndarray) -> int:
         """Fewer parallel rows for a small validation set, so no row is mostly padding."""
@@ -256,9 +279,12 @@ class Trainer:
     def run(self, *, max_minutes: float | None = None, resume: bool = False) -> TrainingSummary:
         c = self.config
         progress = self._resume() if resume else _Progress(learning_rate=c.learning_rate)
-        deadline = time.monotonic() + max_minutes * 60 if max_minutes else None
-        started = time.monotonic()
+        started = self.clock()
+        deadline = started + max_minutes * 60 if max_minutes else None
         batches = make_windows(self.train_stream, batch=c.batch_size, window=c.window, pad=False).batches
+        if max_minutes and c.budget_schedule:  # a resumed run restarts the decay from the preset's rate
+            schedule = budget.LinearToZero(c.learning_rate, max_minutes * 60, (c.epochs - progress.epoch) * batches)
+            self.budget = _Budget(schedule, started, batches, first_epoch=progress.epoch)
         self.reporter.on_start(epochs=c.epochs, batches=batches, train_tokens=len(self.train_stream),
                                valid_tokens=self.valid.tokens, parameters=self.parameters,
                                first_epoch=progress.epoch + 1)
@@ -273,14 +299,15 @@ class Trainer:
             if result.partial:
                 reason = f"reached the {max_minutes:g}-minute limit"
                 break
-            if c.patience and progress.bad_epochs >= c.patience:
+            if c.patience and progress.bad_epochs >= c.patience and self.budget is None:
                 reason = f"no better validation loss for {c.patience} epochs"
                 break
         self.reporter.on_stop(reason)
-        seconds = time.monotonic() - started
+        seconds = self.clock() - started
         epochs = [EpochResult(**h) for h in progress.history]
         return TrainingSummary(self.directory, epochs, progress.best_epoch, reason, seconds,
-                               len(self.train_stream), self.valid.tokens, self.tokenizer.size, self.parameters)
+                               len(self.train_stream), self.valid.tokens, self.tokenizer.size, self.parameters,
+                               budget=self.budget_plan())
 
     def _epoch(self, progress: _Progress, deadline: float | None) -> EpochResult:
         c, epoch = self.config, progress.epoch + 1
@@ -289,15 +316,51 @@ class Trainer:
         stream = shuffle_documents(self.train_stream, self.rng) if c.shuffle_documents else self.train_stream
         train = make_windows(stream, batch=c.batch_size, window=c.window, pad=False)
         self.network.reset_states(self.model)
-        watcher = self.fitting.BatchWatcher(self.reporter.on_batch, epoch, train.batches, deadline)
-        t0 = time.monotonic()
-        history = self.model.fit(train.inputs, train.targets, batch_size=c.batch_size, epochs=1, shuffle=False,
-                                 verbose=0, callbacks=[watcher])
-        seconds = time.monotonic() - t0
+        before = self._budget_step if self.budget is not None else None
+        watcher = self.fitting.BatchWatcher(self.reporter.on_batch, epoch, train.batches, deadline, clock=self.clock,
+                                            before=before)
+        if c.sampled_softmax:  # the targets go in; the target's logit comes out first
+            x, y = {"ids": train.inputs, "targets": train.targets}, np.zeros_like(train.targets)
+        else:
+            x, y = train.inputs, train.targets
+        t0 = self.clock()
+        history = self.model.fit(x, y, batch_size=c.batch_size, epochs=1, shuffle=False, verbose=0,
+                                 callbacks=[watcher])
+        seconds = self.clock() - t0
+        if self.budget is not None:
+            lr = self.budget.learning_rate
         positions = watcher.batches_done * c.batch_size * c.window
         return EpochResult(epoch=epoch, train_loss=float(history.history["loss"][-1]),
                            valid_loss=self.evaluate(), learning_rate=lr, seconds=seconds,
                            tokens_per_second=positions / max(seconds, 1e-9), partial=watcher.timed_out)
+
+    def _budget_step(self) -> None:
+        """Before each step under a time limit: the scheduled learning rate, and once the pace is known, dropout."""
+        b = self.budget
+        assert b is not None
+        now = self.clock()
+        if b.steps == 1:
+            b.probe_started = now  # the first step includes tracing the graph
+        elif b.dropout_scale is None and b.steps >= min(budget.PROBE_BATCHES + 1, max(2, b.batches)):
+            pace = (now - b.probe_started) / (b.steps - 1)
+            done = b.first_epoch + b.steps / b.batches
+            b.epochs = min(float(self.config.epochs),  # the epoch limit may come first
+                           budget.epochs_that_fit(b.schedule.seconds - (now - b.started), pace, b.batches, done))
+            b.dropout_scale = budget.dropout_scale(b.epochs)
+            self.network.set_dropout(self.model, b.dropout_scale, self.config)
+        b.learning_rate = b.schedule.rate(now - b.started, b.steps)
+        self.optimizer.learning_rate.assign(b.learning_rate)
+        b.steps += 1
+
+    def budget_plan(self) -> dict[str, float] | None:
+        """What the time limit made of the run: minutes, epochs expected at the measured pace, dropout's share."""
+        b = self.budget
+        if b is None:
+            return None
+        plan = {"minutes": round(b.schedule.seconds / 60, 2), "learning_rate": b.schedule.start}
+        if b.epochs is not None:
+            plan |= {"epochs_expected": round(b.epochs, 2), "dropout_scale": round(b.dropout_scale or 0.0, 3)}
+        return plan
 
     def _learning_rate(self, progress: _Progress, epoch: int) -> float:
         c = self.config
@@ -313,7 +376,7 @@ class Trainer:
             progress.best_loss, progress.best_epoch, progress.bad_epochs = result.valid_loss, result.epoch, 0
         else:
             progress.bad_epochs += 1
-            if not self.config.lr_decay_after:  # on a plateau, take smaller steps
+            if not self.config.lr_decay_after and self.budget is None:  # on a plateau, take smaller steps
                 progress.learning_rate = result.learning_rate * self.config.lr_decay
         weights = self.network.get_weights(self.model)
         if improved:
@@ -326,6 +389,7 @@ class Trainer:
         """Mean negative log-likelihood per token (nats) of the validation stream, or of `stream`."""
         windows = self.valid if stream is None else make_windows(stream, batch=self.valid.batch,
                                                                  window=self.config.window)
+        self.fitting.sync_state(self.model)  # scored inside `fit` too (bench/budget.py's marks)
         self.network.set_weights(self.eval_model, self.network.get_weights(self.model))
         self.network.reset_states(self.eval_model)
         result = self.eval_model.evaluate(windows.inputs, windows.targets, sample_weight=windows.weights,
@@ -355,6 +419,7 @@ class Trainer:
             "train_tokens": int(len(self.train_stream)),
             "valid_tokens": self.valid.tokens,
             "train_seconds": progress.seconds,
+            "budget": self.budget_plan(),  # None without a time limit
             "history": progress.history,
         }
 

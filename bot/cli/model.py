@@ -41,10 +41,14 @@ def train(
     corpus: Annotated[str, typer.Argument(help="Corpus to train on.")],
     model: Annotated[str, typer.Option("--model", help="Name of the model to write.", callback=corpus_name)],
     preset: Annotated[str, typer.Option(
-        "--preset", help="auto|tiny|small|medium|zaremba-small; auto: small for titles and tweets, "
-                         "medium from 200,000 words; a resumed model keeps its own.")] = "auto",
+        "--preset", help="auto|tiny|small|medium|zaremba-small; auto: small for titles and tweets, medium from "
+                         "200,000 words (from 10,000 with --max-minutes); a resumed model keeps its own.")] = "auto",
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="At most this many epochs.")] = None,
-    max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", min=0.01, help="Stop after this long.")] = None,
+    max_minutes: Annotated[Optional[float], typer.Option(
+        "--max-minutes", min=0.01,
+        help="Train for this long and plan for it: the learning rate falls to zero at the limit (or at the epoch "
+             "limit, if sooner), dropout is scaled to the epochs that fit, and the best epoch is kept. Without it, "
+             "the preset's own schedule runs to its epoch limit.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue training an existing model, with its own "
                                          "settings, on its corpus (documents added since are welcome).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing model of that name.")] = False,
@@ -65,13 +69,14 @@ def train(
     with TrainingDisplay() as display:
         summary = training.train(context.store(), context.settings(), corpus, model, preset,
                                  max_minutes=max_minutes, resume=resume, replace=force, reporter=display,
-                                 overrides=overrides, init_from=init_from)
+                                 overrides=overrides, init_from=init_from, explain=display.note)
     best = summary.best
     result = {"model": model, "corpus": corpus, "path": str(summary.path), "preset": summary.preset,
               "best_epoch": summary.best_epoch,
               "valid_perplexity": best.valid_perplexity, "train_perplexity": best.train_perplexity,
               "epochs": len(summary.epochs), "seconds": round(summary.seconds, 1), "stop_reason": summary.stop_reason,
-              "vocab_size": summary.vocab_size, "parameters": summary.parameters, "init_from": init_from}
+              "vocab_size": summary.vocab_size, "parameters": summary.parameters, "init_from": init_from,
+              "budget": summary.budget}
     if json_:
         output.print_json(result)
     else:
@@ -81,6 +86,12 @@ def train(
             f"Model {model!r}{chosen}: held-out perplexity {best.valid_perplexity:.1f} at epoch {summary.best_epoch} "
             f"({summary.seconds:.0f}s, {summary.vocab_size:,} word vocabulary, {summary.parameters:,} parameters).",
             markup=False)
+        plan = summary.budget
+        if plan and "epochs_expected" in plan:
+            output.console.print(
+                f"Planned for {plan['minutes']:g} minutes: about {plan['epochs_expected']:.1f} epochs fit, so "
+                f"dropout was {plan['dropout_scale']:.0%} of the preset's and the learning rate fell from "
+                f"{plan['learning_rate']:g} to zero at the limit.", markup=False)
 
 
 @model_app.command("list")

@@ -28,6 +28,10 @@ class TrainingDisplay:
     def _print(self, text: str) -> None:
         self.progress.console.print(text, markup=False, highlight=False)
 
+    def note(self, text: str) -> None:
+        """A line about the run that is not an epoch: which preset `auto` chose, the plan for the time limit."""
+        self._print(text)
+
     def on_start(self, *, epochs: int, batches: int, train_tokens: int, valid_tokens: int, parameters: int,
                  first_epoch: int) -> None:
         resumed = f", resuming at epoch {first_epoch}" if first_epoch > 1 else ""

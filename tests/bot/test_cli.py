@@ -1,5 +1,6 @@
 """The command line as a user runs it: output, JSON, exit codes, and one-sentence errors."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -185,8 +186,24 @@ def test_ctrl_c_exits_130_with_one_sentence_and_stores_nothing(bot, tmp_path: Pa
     assert bot("corpus", "list", "--json").json == []
 
 
-def test_train_picks_a_preset_by_the_corpus_size(bot) -> None:  # type: ignore[no-untyped-def]
-    from bot.training import MEDIUM_FROM_WORDS, choose_preset
+def test_train_to_a_time_limit_plans_for_it_and_says_so(bot) -> None:  # type: ignore[no-untyped-def]
+    assert bot("import", str(TITLES), "--corpus", "hn").code == 0
+    trained = bot("train", "hn", "--model", "t", "--preset", "tiny", "--max-minutes", "5", "--epochs", "2")
+    assert trained.code == 0, trained.err
+    # the epoch limit comes before the time limit, so the plan is 2 epochs and the rate ends with the 2nd
+    assert ("Planned for 5 minutes: about 2.0 epochs fit, so dropout was 11% of the preset's and the learning rate "
+            "fell from 0.01 to zero at the limit.") in trained.out
+    shown = bot("model", "show", "t", "--json").json
+    assert shown["metrics"]["budget"] == {"minutes": 5.0, "learning_rate": 0.01, "epochs_expected": 2.0,
+                                          "dropout_scale": 0.111}
+    history = shown["metrics"]["history"]
+    assert history[0]["learning_rate"] > history[1]["learning_rate"] > 0  # falling within each epoch, not by it
+    assert history[1]["learning_rate"] < 0.01 / 100  # the last step of the last epoch: nearly zero
+
+
+def test_train_picks_a_preset_by_the_corpus_size_and_the_time_limit(bot) -> None:  # type: ignore[no-untyped-def]
+    from bot.training import choose_preset
+    from models.budget import MEDIUM_FROM_WORDS
     from models.config import parameter_count, preset
 
     assert bot("import", str(TITLES), "--corpus", "hn").code == 0
@@ -197,10 +214,19 @@ def test_train_picks_a_preset_by_the_corpus_size(bot) -> None:  # type: ignore[n
     assert trained.code == 0, trained.err
     info = trained.json
     assert info["preset"] == "small"
+    assert info["budget"] is None  # no time limit: the preset's own schedule
     assert info["parameters"] == parameter_count(preset("small"), info["vocab_size"])  # the small network was built
+    words = sum(len(t.split()) for t in TITLES.read_text(encoding="utf-8").splitlines())
+    assert re.search(r"^auto: small, for [\d,]+ words \(under 200,000\)\.$", trained.err, re.MULTILINE)
     assert bot("model", "show", "t", "--json").json["preset"] == "small"
 
     titles = TITLES.read_text(encoding="utf-8").splitlines()
-    assert choose_preset(titles) == "small"
-    words = sum(len(t.split()) for t in titles)
-    assert choose_preset(titles * (MEDIUM_FROM_WORDS // words + 1)) == "medium"
+    assert choose_preset(titles) == ("small", f"small, for {words:,} words (under 200,000)")
+    assert choose_preset(titles * (MEDIUM_FROM_WORDS // words + 1))[0] == "medium"
+    # under a time limit, medium's faster schedule wins from 10,000 words (bench/RESULTS.md)
+    name, reason = choose_preset(titles, 10)
+    assert name == "medium"
+    assert reason == (f"medium, for {words:,} words under a time limit (at least 10,000; without a limit, small "
+                      "below 200,000); planned for 10 minutes: the learning rate falls to zero at the limit and "
+                      "dropout is scaled to the epochs that fit")
+    assert choose_preset(titles[:300], 10)[0] == "small"

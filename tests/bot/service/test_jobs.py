@@ -93,6 +93,7 @@ def test_retraining_swaps_the_new_model_in_and_keeps_the_old_one_until_then(stor
     assert result.outcome == "ok" and result.message.startswith("model 'fb' retrained: held-out perplexity ")
     assert link.is_symlink() and link.resolve().parent == (settings.models_dir / VERSIONS / "fb").resolve()
     new = registry.load(settings, "fb")
+    assert new.metrics["budget"]["minutes"] == 1  # trained to the job's time limit (models.budget)
     assert new.info["corpus"] == "fb" and not (new.weights["embedding"].shape == old.shape
                                                and (new.weights["embedding"] == old).all())
     versions = sorted(p.name for p in (settings.models_dir / VERSIONS / "fb").iterdir())

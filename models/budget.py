@@ -1,0 +1,102 @@
+"""Training planned for a time limit: the learning rate reaches zero at the deadline, dropout fits the epochs it allows.
+
+Budgeted training (Li, Yumer & Ramanan, "Budgeted Training: Rethinking Deep Neural Network Training Under Resource
+Constraints", ICLR 2020): with a fixed budget, a schedule that decays the learning rate linearly to zero exactly at
+the budget's end beats schedules tuned for a number of epochs that will never be reached. Progress is the larger of
+the time spent and the steps taken over the epoch limit, so whichever limit comes first ends the decay.
+
+Dropout fights overfitting, which needs several passes over the text to happen: within one epoch every window is
+new. Few epochs fit a short budget, so the preset's dropout (tuned for the epochs of a long run) is scaled down in
+proportion, to none at one epoch.
+
+No Keras here: the trainer asks this module for numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.config import ModelConfig, flops_per_token
+
+PROBE_BATCHES = 20  # batches timed (after the first, which includes tracing) to estimate the epochs that fit
+FULL_DROPOUT_EPOCHS = 10.0  # at this many epochs and more, the preset's dropout is used in full
+
+
+@dataclass(frozen=True)
+class LinearToZero:
+    """The learning rate `start` x (1 - progress), progress being the share of the time or of the steps used."""
+
+    start: float
+    seconds: float  # the time limit, from the start of the run
+    steps: int  # the steps the epoch limit allows in this run
+
+    def progress(self, elapsed: float, step: int) -> float:
+        return min(1.0, max(elapsed / self.seconds, step / max(self.steps, 1)))
+
+    def rate(self, elapsed: float, step: int) -> float:
+        return self.start * (1.0 - self.progress(elapsed, step))
+
+
+def epochs_that_fit(seconds_left: float, seconds_per_batch: float, batches_per_epoch: int, done: float = 0.0) -> float:
+    """Epochs the run will have made by the deadline, at the measured pace."""
+    return done + seconds_left / max(seconds_per_batch, 1e-9) / max(batches_per_epoch, 1)
+
+
+def dropout_scale(epochs: float) -> float:
+    """The share of the preset's dropout to train with when `epochs` epochs fit: 0 at one epoch or fewer, rising
+    linearly to 1 at FULL_DROPOUT_EPOCHS."""
+    return min(1.0, max(0.0, (epochs - 1.0) / (FULL_DROPOUT_EPOCHS - 1.0)))
+
+
+# ---- the preset `auto` stands for
+
+MEDIUM_FROM_WORDS = 200_000  # corpora this large train the "medium" recipe; smaller ones (titles, tweets) "small"
+MEDIUM_TIMED_FROM_WORDS = 10_000  # ... and under a time limit, corpora this large
+# The sampled softmax wins at equal time when few epochs fit (PTB, 5 minutes: valid 122.4 against 130.8 with the full
+# softmax); with many, the full softmax's exact gradient is worth its cost, so it keeps the long runs.
+FULL_SOFTMAX_FROM_EPOCHS = 10.0
+SAMPLED_VOCABULARY_RATIO = 4  # a vocabulary under this many times the sampled words keeps the full softmax
+# The fp32 rate (FLOP/s) at which nnbot trains a full-softmax network on the reference machine (2 CPU cores, 6,700
+# tokens/s of `medium` at 26.6 MFLOP per token): to say in advance about how many epochs a time limit fits. The
+# trainer measures the real pace once it runs.
+REFERENCE_FLOPS = 180e9
+
+
+def choose_preset(words: int, minutes: float | None = None) -> tuple[str, str]:
+    """The preset `auto` stands for a corpus of `words` words and a time limit, and why, in one line.
+
+    Without a limit, "medium" from MEDIUM_FROM_WORDS words and "small" below, whose long schedule suits a few
+    thousand titles given all the time they need. Under a limit, "medium" already from MEDIUM_TIMED_FROM_WORDS: its
+    clipped SGD learns faster per minute, and on 2,000 Hacker News titles (13,700 words) it beat "small" at every
+    limit measured (bench/RESULTS.md, "Training to a time limit").
+    """
+    if words >= MEDIUM_FROM_WORDS:
+        name, reason = "medium", f"medium, for {words:,} words (at least {MEDIUM_FROM_WORDS:,})"
+    elif minutes and words >= MEDIUM_TIMED_FROM_WORDS:
+        name, reason = "medium", (f"medium, for {words:,} words under a time limit (at least "
+                                  f"{MEDIUM_TIMED_FROM_WORDS:,}; without a limit, small below {MEDIUM_FROM_WORDS:,})")
+    else:
+        floor = MEDIUM_TIMED_FROM_WORDS if minutes else MEDIUM_FROM_WORDS
+        name, reason = "small", f"small, for {words:,} words (under {floor:,})"
+    if minutes:
+        reason += (f"; planned for {minutes:g} minutes: the learning rate falls to zero at the limit and dropout "
+                   "is scaled to the epochs that fit")
+    return name, reason
+
+
+def full_softmax_epochs(config: ModelConfig, vocab_size: int, train_tokens: int, minutes: float) -> float:
+    """About how many epochs of `train_tokens` fit in `minutes` with the full softmax, at the reference rate."""
+    return minutes * 60 * REFERENCE_FLOPS / (flops_per_token(config, vocab_size) * max(train_tokens, 1))
+
+
+def plan_output(config: ModelConfig, vocab_size: int, train_tokens: int, minutes: float | None) -> ModelConfig:
+    """`config` with the output layer to train: its sampled softmax only under a time limit that fits fewer than
+    FULL_SOFTMAX_FROM_EPOCHS epochs of the full one, and only for a vocabulary large enough to gain from it."""
+    samples = config.sampled_softmax
+    if not samples:
+        return config
+    if (not minutes or not config.budget_schedule or vocab_size < SAMPLED_VOCABULARY_RATIO * samples
+            or full_softmax_epochs(config.replace(sampled_softmax=0), vocab_size, train_tokens, minutes)
+            >= FULL_SOFTMAX_FROM_EPOCHS):
+        return config.replace(sampled_softmax=0)
+    return config

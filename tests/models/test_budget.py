@@ -1,0 +1,161 @@
+"""Training planned for a time limit, and the sampled softmax: the learning rate ends at the deadline, dropout fits
+the epochs that fit, and a model trained against sampled words is scored exactly."""
+
+import math
+
+import numpy as np
+import pytest
+from keras import ops
+
+from models import budget
+from models.config import ModelConfig, preset
+from models.data import make_windows
+from models.errors import ModelError
+from models.sampler import LSTMStepper
+from models.tokenizer import Tokenizer
+from models.trainer import Trainer
+
+WORDS = "the cat sat on a mat while dogs ran past every house in town and birds sang".split()
+
+
+def documents(n: int = 300, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=rng.integers(4, 12))) for _ in range(n)]
+
+
+def streams(config: ModelConfig) -> tuple[Tokenizer, np.ndarray, np.ndarray]:
+    texts = documents()
+    tokenizer = Tokenizer.build(texts[:270], max_vocab=config.max_vocab, min_count=1)
+    return tokenizer, tokenizer.encode_corpus(texts[:270]), tokenizer.encode_corpus(texts[270:])
+
+
+class StepClock:
+    """Fake time: one second per training step, as counted by the reporter; nothing else moves it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Steps:
+    """A reporter that advances the clock by a second after each step and records the learning rate used."""
+
+    def __init__(self, clock: StepClock) -> None:
+        self.clock, self.rates, self.trainer = clock, [], None
+
+    def on_start(self, **_: int) -> None:
+        pass
+
+    def on_batch(self, **_: object) -> None:
+        if self.trainer.budget is not None:  # the rate the trainer gave the step just taken
+            self.rates.append(self.trainer.budget.learning_rate)
+        self.clock.now += 1.0
+
+    def on_epoch(self, *_: object, **__: object) -> None:
+        pass
+
+    def on_samples(self, *_: object) -> None:
+        pass
+
+    def on_stop(self, reason: str) -> None:
+        self.reason = reason
+
+
+def test_linear_schedule_falls_to_zero_at_the_time_limit_or_the_step_limit_whichever_is_first():
+    schedule = budget.LinearToZero(start=2.0, seconds=100.0, steps=1000)
+    assert schedule.rate(0, 0) == 2.0
+    assert schedule.rate(50, 10) == pytest.approx(1.0)  # time leads
+    assert schedule.rate(10, 500) == pytest.approx(1.0)  # steps lead
+    assert schedule.rate(100, 10) == 0.0 and schedule.rate(120, 10) == 0.0
+    assert schedule.rate(1, 1000) == 0.0
+
+
+def test_dropout_grows_with_the_epochs_that_fit():
+    assert budget.dropout_scale(0.5) == 0.0 and budget.dropout_scale(1.0) == 0.0
+    assert budget.dropout_scale(budget.FULL_DROPOUT_EPOCHS) == 1.0 and budget.dropout_scale(100) == 1.0
+    middle = (1 + budget.FULL_DROPOUT_EPOCHS) / 2
+    assert budget.dropout_scale(middle) == pytest.approx(0.5)
+    assert budget.epochs_that_fit(60.0, 0.5, 40, done=1.0) == pytest.approx(4.0)
+
+
+def test_the_learning_rate_reaches_zero_at_the_deadline(tmp_path):
+    config = preset("tiny").replace(optimizer="sgd", learning_rate=0.5, epochs=1000, dropout=0.4, patience=1,
+                                    window=8, batch_size=4)
+    tokenizer, train, valid = streams(config)
+    clock = StepClock()
+    reporter = Steps(clock)
+    trainer = Trainer(config, tokenizer, train, valid, tmp_path / "m", reporter=reporter, clock=clock)
+    reporter.trainer = trainer
+    limit_steps = 90  # seconds of the fake clock: one per step
+    summary = trainer.run(max_minutes=limit_steps / 60)
+
+    assert summary.stop_reason == "reached the 1.5-minute limit"  # not patience, not the epoch limit
+    rates = reporter.rates
+    assert len(rates) == limit_steps
+    expected = [0.5 * (1 - step / limit_steps) for step in range(limit_steps)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-5)
+    assert rates[-1] == pytest.approx(0.5 / limit_steps, rel=1e-5)  # the last step before the deadline
+    assert float(ops.convert_to_numpy(trainer.optimizer.learning_rate)) == pytest.approx(rates[-1], rel=1e-5)
+    batches = make_windows(train, batch=4, window=8, pad=False).batches
+    plan = summary.budget
+    assert plan["minutes"] == 1.5 and plan["learning_rate"] == 0.5
+    assert plan["epochs_expected"] == pytest.approx(limit_steps / batches, rel=0.05)
+    assert plan["dropout_scale"] == pytest.approx(budget.dropout_scale(plan["epochs_expected"]), abs=1e-3)
+    rate = float(ops.convert_to_numpy(trainer.model.get_layer("dropout_0").rate))
+    assert rate == pytest.approx(0.4 * plan["dropout_scale"], abs=0.4e-3)  # the plan rounds to 3 places
+
+
+def test_without_a_time_limit_or_with_the_classic_recipe_the_schedule_is_the_presets(tmp_path):
+    config = preset("tiny").replace(optimizer="sgd", learning_rate=0.5, epochs=2, lr_decay_after=1, lr_decay=0.5)
+    tokenizer, train, valid = streams(config)
+    for name, changes, minutes in (("none", {}, None), ("classic", {"budget_schedule": False}, 60.0)):
+        clock = StepClock()
+        reporter = Steps(clock)
+        trainer = Trainer(config.replace(**changes), tokenizer, train, valid, tmp_path / name, reporter=reporter,
+                          clock=clock)
+        reporter.trainer = trainer
+        summary = trainer.run(max_minutes=minutes)
+        assert summary.budget is None
+        assert [e.learning_rate for e in summary.epochs] == [0.5, 0.25]
+
+
+def numpy_nll(config: ModelConfig, weights: dict[str, np.ndarray], stream: np.ndarray, batch: int) -> float:
+    """The full softmax's mean NLL per counted token, computed step by step in numpy as the evaluation lays out
+    the text (rows of `batch`, state carried across windows)."""
+    windows = make_windows(stream, batch=batch, window=config.window)
+    stepper = LSTMStepper(config, weights)
+    state = stepper.zero_state(batch)
+    shape = (windows.batches, batch, config.window)
+    inputs, targets, counted = (a.reshape(shape) for a in (windows.inputs, windows.targets, windows.weights))
+    total = 0.0
+    for k in range(windows.batches):
+        for t in range(config.window):
+            logits, state = stepper.step(inputs[k, :, t], state)
+            logits = logits.astype(np.float64)
+            log_z = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
+            total += float(((log_z - logits[np.arange(batch), targets[k, :, t]]) * counted[k, :, t]).sum())
+    return total / windows.tokens
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_a_model_trained_against_sampled_words_is_scored_by_the_full_softmax(tmp_path, tied):
+    config = preset("tiny").replace(sampled_softmax=8, tied=tied, epochs=2, window=8, batch_size=4)
+    tokenizer, train, valid = streams(config)
+    trainer = Trainer(config, tokenizer, train, valid, tmp_path / "m", reporter=Steps(StepClock()))
+    assert trainer.model.output.shape[-1] == 1 + 8  # training sees the target and 8 sampled words
+    before = trainer.evaluate()
+    trainer.reporter.trainer = trainer
+    summary = trainer.run()
+    weights = trainer.network.get_weights(trainer.model)
+    exact = numpy_nll(config, weights, valid, trainer.valid.batch)
+    assert trainer.evaluate() == pytest.approx(exact, rel=1e-4)
+    assert summary.epochs[-1].valid_loss == pytest.approx(exact, rel=1e-4)
+    assert summary.epochs[-1].valid_loss < before  # it learned, from sampled words only
+    assert math.isfinite(summary.epochs[-1].train_loss)
+
+
+def test_sampled_softmax_must_not_be_negative():
+    with pytest.raises(ModelError, match="sampled_softmax"):
+        ModelConfig(sampled_softmax=-1)
