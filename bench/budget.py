@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from bench.common import machine, peak_mb, today  # noqa: E402
+from bench.ptb import Printer  # noqa: E402
 from models import budget  # noqa: E402
 from models.config import PRESETS, ModelConfig, preset  # noqa: E402
 from models.data import split_documents  # noqa: E402
@@ -129,12 +130,8 @@ def document_streams(path: Path) -> tuple[Tokenizer, np.ndarray, np.ndarray, boo
 # ---- contenders
 
 
-class Quiet:
-    def on_start(self, **info: int) -> None:
-        print(f"  start: {info}", flush=True)
-
-    def on_batch(self, **_: object) -> None:
-        pass
+class Quiet(Printer):
+    """bench/ptb.py's printer, an epoch line without samples."""
 
     def on_epoch(self, result: Any, *, best: bool) -> None:
         print(f"  epoch {result.epoch}: valid ppl {result.valid_perplexity:.2f}, lr {result.learning_rate:.3g}, "
@@ -142,9 +139,6 @@ class Quiet:
 
     def on_samples(self, *_: object) -> None:
         pass
-
-    def on_stop(self, reason: str) -> None:
-        print(f"  stopped: {reason}", flush=True)
 
 
 def run_auto(corpus: tuple, minutes: float, chosen: str | None = None) -> dict[str, Any]:
