@@ -63,7 +63,8 @@ class SampledSoftmax(layers.Layer):
     def _rows(self, ids):  # output weights of words `ids` (any shape) -> (..., E)
         if self.embedding is not None:
             return ops.take(self.embedding.embeddings, ids, axis=0)
-        return ops.take(ops.transpose(self.kernel), ids, axis=0)
+        # gathered from the (H, V) kernel and then moved: transposing the whole kernel would copy it every step
+        return ops.moveaxis(ops.take(self.kernel, ids, axis=1), 0, -1)
 
     def call(self, inputs):  # (x (B, T, E), targets (B, T)) -> logits (B, T, 1 + samples)
         x, targets = inputs
