@@ -16,7 +16,11 @@ limit on the way: the clock stops while the validation text is scored at a mark,
 run stopped there would keep (the best of its epoch-end validations and the weights at the mark).
 
 Perplexity is per token of the validation text, the same tokens for every contender: Penn Treebank's standard
-split, or the held-out 10 % of a file of documents (one tokenizer, built as `bot train` builds it).
+split, or the held-out 10 % of a file of documents (one tokenizer, built as `bot train` builds it). On PTB `auto`
+is also scored on the test text, with its best epoch's weights.
+
+A file of results holds one machine's: `--json` adds contenders and limits to an earlier run's file, and refuses a
+file measured on another machine (the figures would not compare).
 
     python bench/budget.py ptb --data ../shared/data/ptb --minutes 2 5 10 --json bench/results/budget-ptb.json
     python bench/budget.py titles --file bot/data/hacker_news_2000.txt --minutes 1 2 6 \\
@@ -103,16 +107,16 @@ class Marks:
 # ---- corpora
 
 
-def ptb_streams(data: Path) -> tuple[Tokenizer, np.ndarray, np.ndarray, bool, int]:
+def ptb_streams(data: Path) -> tuple[Tokenizer, np.ndarray, np.ndarray, bool, int, np.ndarray]:
     from bench.ptb import FILES, encode, ptb_tokenizer, read_words
 
-    train, valid = (read_words(data / f) for f in FILES[:2])
+    train, valid, test = (read_words(data / f) for f in FILES)
     tokenizer = ptb_tokenizer(train)
     words = sum(len(line) for line in train)
-    return tokenizer, encode(tokenizer, train), encode(tokenizer, valid), False, words
+    return tokenizer, encode(tokenizer, train), encode(tokenizer, valid), False, words, encode(tokenizer, test)
 
 
-def document_streams(path: Path) -> tuple[Tokenizer, np.ndarray, np.ndarray, bool, int]:
+def document_streams(path: Path) -> tuple[Tokenizer, np.ndarray, np.ndarray, bool, int, None]:
     """The documents of `path` split and tokenized as `bot train` does (the default model settings)."""
     from bench.quality import read_corpus
 
@@ -124,7 +128,7 @@ def document_streams(path: Path) -> tuple[Tokenizer, np.ndarray, np.ndarray, boo
                                 case_markers=config.case_markers, rare_classes=config.rare_classes)
     valid = [texts[i] for i in valid_idx]
     words = sum(len(t.split()) for t in train + valid)
-    return tokenizer, tokenizer.encode_corpus(train), tokenizer.encode_corpus(valid), True, words
+    return tokenizer, tokenizer.encode_corpus(train), tokenizer.encode_corpus(valid), True, words, None  # no test text
 
 
 # ---- contenders
@@ -143,20 +147,27 @@ class Quiet(Printer):
 
 def run_auto(corpus: tuple, minutes: float, chosen: str | None = None) -> dict[str, Any]:
     """One `bot train --preset auto --max-minutes M` run (or `--preset CHOSEN`), on pre-tokenized streams."""
+    from models.fitting import matmul_rate
     from models.trainer import Trainer
 
-    tokenizer, train, valid, shuffle, words = corpus
+    tokenizer, train, valid, shuffle, words, test = corpus
     name, reason = budget.choose_preset(words, minutes)
     if chosen:
         name, reason = chosen, f"{chosen}, as asked"
     config = preset(name).replace(shuffle_documents=shuffle, sample_every=0)
-    config = budget.plan_output(config, tokenizer.size, len(train), minutes)  # as `bot train` plans it
+    flops = matmul_rate()
+    config = budget.plan_output(config, tokenizer.size, len(train), minutes, lambda: flops)  # as `bot train` plans it
     print(f"auto, {minutes:g} min: {reason}", flush=True)
     with tempfile.TemporaryDirectory() as directory:
         trainer = Trainer(config, tokenizer, train, valid, Path(directory), reporter=Quiet())
         summary = trainer.run(max_minutes=minutes)
+        scores = {}
+        if test is not None:  # the best epoch's weights, as bench/ptb.py scores them
+            trainer.restore_best()
+            scores["test_perplexity"] = round(math.exp(trainer.evaluate(test)), 2)
     return {"preset": name, "reason": reason, "sampled_softmax": config.sampled_softmax,
-            "valid_perplexity": round(summary.best.valid_perplexity, 2),
+            "matmul_gflops": round(flops / 1e9, 1),
+            "valid_perplexity": round(summary.best.valid_perplexity, 2), **scores,
             "epochs": len(summary.epochs), "budget": summary.budget,
             "tokens_per_second": round(float(np.mean([e.tokens_per_second for e in summary.epochs]))),
             "training_minutes": round(summary.seconds / 60, 2)}
@@ -166,7 +177,7 @@ def run_recipe(corpus: tuple, config: ModelConfig, minutes: list[float]) -> dict
     """One run of a fixed recipe to the longest mark; valid loss at each mark."""
     from models.trainer import Trainer
 
-    tokenizer, train, valid, shuffle, _ = corpus
+    tokenizer, train, valid, shuffle, _, _ = corpus
     config = config.replace(shuffle_documents=shuffle and config.shuffle_documents, sample_every=0, epochs=1000,
                             patience=0, budget_schedule=False)
     clock = Clock()
@@ -194,7 +205,7 @@ def run_textgenrnn(corpus: tuple, minutes: list[float]) -> dict[float, float]:
 
     from models.fitting import TokenNLL
 
-    tokenizer, train, valid, _, _ = corpus
+    tokenizer, train, valid, _, _, _ = corpus
     c = TEXTGENRNN
     keras.utils.set_random_seed(0)
 
@@ -256,7 +267,7 @@ def run_textgenrnn(corpus: tuple, minutes: list[float]) -> dict[float, float]:
 
 def measure(args: argparse.Namespace) -> None:
     corpus = ptb_streams(args.data) if args.command == "ptb" else document_streams(args.file)
-    tokenizer, train, valid, _, words = corpus
+    tokenizer, train, valid, _, words, _ = corpus
     result: dict[str, Any] = {
         "corpus": args.command if args.command == "ptb" else args.file.name, "machine": machine(), "date": today(),
         "backend": os.environ.get("KERAS_BACKEND", "tensorflow"), "minutes": args.minutes,
@@ -265,6 +276,9 @@ def measure(args: argparse.Namespace) -> None:
     }
     if args.json and args.json.exists():  # add to an earlier run's contenders
         earlier = json.loads(args.json.read_text())
+        if earlier.get("machine") != result["machine"]:  # one file, one machine: their figures compare
+            sys.exit(f"{args.json} was measured on {earlier.get('machine')}, this is {result['machine']}: "
+                     "write to another file.")
         result.update({k: v for k, v in earlier.items() if k == "curve" or k == "auto" or k.startswith("budget:")})
         result["minutes"] = sorted(set(earlier.get("minutes", [])) | set(args.minutes))
 
@@ -310,20 +324,22 @@ def plot(args: argparse.Namespace) -> None:
     import matplotlib.pyplot as plt
 
     results = [json.loads(path.read_text()) for path in args.results]
+    colours = {name: f"C{i}" for i, name in enumerate(CONTENDERS)}  # one colour per contender in every panel
     fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.5), squeeze=False)
     for ax, result in zip(axes[0], results):
         for name, curve in result["curve"].items():
             marks = sorted(curve, key=float)
-            ax.plot([float(m) for m in marks], [curve[m] for m in marks], marker="o",
+            ax.plot([float(m) for m in marks], [curve[m] for m in marks], marker="o", color=colours.get(name),
                     linewidth=2.5 if name == "auto" else 1.5, label="medium (before)" if name == "medium" else name)
         ax.set_xscale("log")
         ax.minorticks_off()
         ax.set_xticks([float(m) for m in result["minutes"]], [f"{m:g}" for m in result["minutes"]])
         ax.set_xlabel("minutes of training")
         ax.set_ylabel("validation perplexity")
-        ax.set_title(f"{result['corpus']} ({result['machine']['cpu']}, {result['machine']['cores']} cores)")
+        host = result["machine"]
+        ax.set_title(f"{result['corpus']} ({host['cpu']}, {host.get('vector') or 'no vector'}, {host['cores']} cores)")
         ax.grid(True, alpha=0.3)
-        ax.legend()
+        ax.legend(loc="best")
     fig.tight_layout()
     fig.savefig(args.png, dpi=110)
     print(f"wrote {args.png}")

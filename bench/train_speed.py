@@ -10,6 +10,8 @@ vocabulary, windows of 35 tokens. The script trains the real nnbot network (mode
                       numpy (OpenBLAS) and through the Keras backend in use, at a square size and at the shapes
                       of the softmax layer; the highest is the denominator
   ratio               achieved / matmul
+  planning probe      the quarter-second 1,024-square product `bot train` times to plan a time limit
+                      (models.fitting.matmul_rate), and achieved / probe
 
 Multiply-adds counted per token, forward: each LSTM layer 4H(I + H) (the four gates from input and state; I is the
 layer's input width), the softmax H x V (plus H x E for a projection before a tied softmax), the embedding 0 (a
@@ -60,6 +62,8 @@ def matmul_rates(shapes: list[tuple[int, int, int]]) -> dict[str, float]:
     import keras
     from keras import ops
 
+    from models.fitting import compiled_matmul
+
     rates = {}
     rng = np.random.default_rng(0)
     for m, k, n in shapes:
@@ -68,25 +72,10 @@ def matmul_rates(shapes: list[tuple[int, int, int]]) -> dict[str, float]:
         flops = 2 * m * k * n
         rates[f"numpy {m}x{k}x{n}"] = flops / _time_repeated(lambda: a @ b, MATMUL_SECONDS) / 1e9
         ta, tb = ops.convert_to_tensor(a), ops.convert_to_tensor(b)
-        matmul = _backend_matmul(keras.backend.backend())
+        matmul = compiled_matmul()
         rates[f"{keras.backend.backend()} {m}x{k}x{n}"] = flops / _time_repeated(
             lambda: ops.convert_to_numpy(matmul(ta, tb)[:1, :1]), MATMUL_SECONDS) / 1e9
     return rates
-
-
-def _backend_matmul(backend: str):  # type: ignore[no-untyped-def]
-    """The backend's compiled matmul where it has one, so dispatch overhead does not count against it."""
-    from keras import ops
-
-    if backend == "jax":
-        import jax
-
-        return jax.jit(lambda a, b: a @ b)
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(lambda a, b: tf.linalg.matmul(a, b))
-    return ops.matmul
 
 
 def training_rate(config: ModelConfig, vocab: int, *, steps: int) -> dict[str, float]:
@@ -128,12 +117,15 @@ def main() -> None:
     args = parser.parse_args()
     import keras
 
+    from models import fitting
+
     config = REFERENCE.replace(batch_size=args.batch, window=args.window, hidden_dim=args.hidden,
                                embedding_dim=args.hidden, layers=args.layers, sampled_softmax=args.sampled,
                                tied=args.tied)
     n = args.batch * args.window
     h = config.hidden_dim
     rates = matmul_rates([(SQUARE, SQUARE, SQUARE), (n, h, VOCAB), (n, VOCAB, h), (h, n, VOCAB)])
+    probe = fitting.matmul_rate() / 1e9  # what `bot train` measures to plan a time limit (models.budget)
     train = training_rate(config, VOCAB, steps=args.steps)
     full = config.replace(sampled_softmax=0)  # the arithmetic counted is the full softmax's
     flops = flops_per_token(full, VOCAB)
@@ -150,6 +142,7 @@ def main() -> None:
         "matmul_gflops": {k: round(v, 1) for k, v in rates.items()}, "best_matmul_gflops": round(best, 1),
         "ratio_to_best_matmul": round(achieved / best, 3),
         "ratio_to_backend_square_matmul": round(achieved / backend_square, 3),
+        "planning_probe_gflops": round(probe, 1), "ratio_to_planning_probe": round(achieved / probe, 3),
     }
     write_result(result, args.json)
 

@@ -14,6 +14,7 @@ No Keras here: the trainer asks this module for numbers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from models.config import ModelConfig, flops_per_token
@@ -56,10 +57,13 @@ MEDIUM_TIMED_FROM_WORDS = 10_000  # ... and under a time limit, corpora this lar
 # softmax); with many, the full softmax's exact gradient is worth its cost, so it keeps the long runs.
 FULL_SOFTMAX_FROM_EPOCHS = 10.0
 SAMPLED_VOCABULARY_RATIO = 4  # a vocabulary under this many times the sampled words keeps the full softmax
-# The fp32 rate (FLOP/s) at which nnbot trains a full-softmax network on the reference machine (2 CPU cores, 6,700
-# tokens/s of `medium` at 26.6 MFLOP per token): to say in advance about how many epochs a time limit fits. The
-# trainer measures the real pace once it runs.
-REFERENCE_FLOPS = 180e9
+# The share of the machine's fp32 matrix-multiply rate (models.fitting.matmul_rate) at which `medium` trains with
+# the full softmax, counted in its arithmetic (flops_per_token): to say before training about how many epochs a time
+# limit fits, on this machine rather than on the one the presets were tuned on. Measured on two 2-core machines: 0.63
+# without AVX-512 (2,369 tokens/s at 26.6 MFLOP per token against a 100 GFLOP/s product) and about 0.47 with it
+# (6,300-6,800 tokens/s against a 368-396 GFLOP/s best product); a fixed rate had told the first one 2.9 times too many
+# epochs. The middle is used: it errs by about 15 % either way, which matters only near FULL_SOFTMAX_FROM_EPOCHS.
+TRAINING_SHARE = 0.55
 
 
 def choose_preset(words: int, minutes: float | None = None) -> tuple[str, str]:
@@ -84,19 +88,24 @@ def choose_preset(words: int, minutes: float | None = None) -> tuple[str, str]:
     return name, reason
 
 
-def full_softmax_epochs(config: ModelConfig, vocab_size: int, train_tokens: int, minutes: float) -> float:
-    """About how many epochs of `train_tokens` fit in `minutes` with the full softmax, at the reference rate."""
-    return minutes * 60 * REFERENCE_FLOPS / (flops_per_token(config, vocab_size) * max(train_tokens, 1))
+def full_softmax_epochs(config: ModelConfig, vocab_size: int, train_tokens: int, minutes: float,
+                        matmul_flops: float) -> float:
+    """About how many epochs of `train_tokens` fit in `minutes` with the full softmax, on a machine whose matrix
+    products run at `matmul_flops` FLOP/s."""
+    return minutes * 60 * TRAINING_SHARE * matmul_flops / (flops_per_token(config, vocab_size) * max(train_tokens, 1))
 
 
-def plan_output(config: ModelConfig, vocab_size: int, train_tokens: int, minutes: float | None) -> ModelConfig:
+def plan_output(config: ModelConfig, vocab_size: int, train_tokens: int, minutes: float | None,
+                matmul_rate: Callable[[], float]) -> ModelConfig:
     """`config` with the output layer to train: its sampled softmax only under a time limit that fits fewer than
-    FULL_SOFTMAX_FROM_EPOCHS epochs of the full one, and only for a vocabulary large enough to gain from it."""
+    FULL_SOFTMAX_FROM_EPOCHS epochs of the full one, and only for a vocabulary large enough to gain from it.
+    `matmul_rate` measures the machine (FLOP/s); it is called only when the choice depends on it."""
     samples = config.sampled_softmax
     if not samples:
         return config
-    if (not minutes or not config.budget_schedule or vocab_size < SAMPLED_VOCABULARY_RATIO * samples
-            or full_softmax_epochs(config.replace(sampled_softmax=0), vocab_size, train_tokens, minutes)
-            >= FULL_SOFTMAX_FROM_EPOCHS):
-        return config.replace(sampled_softmax=0)
+    full = config.replace(sampled_softmax=0)
+    if not minutes or not config.budget_schedule or vocab_size < SAMPLED_VOCABULARY_RATIO * samples:
+        return full
+    if full_softmax_epochs(full, vocab_size, train_tokens, minutes, matmul_rate()) >= FULL_SOFTMAX_FROM_EPOCHS:
+        return full
     return config

@@ -1,15 +1,18 @@
-"""The Keras pieces of training: loss, optimizer, an exact per-token NLL metric, and a per-batch watcher.
+"""The Keras pieces of training: loss, optimizer, an exact per-token NLL metric, a per-batch watcher, and the
+machine's matrix-multiply rate.
 
 Imported only once training starts, so `import models` never starts a Keras backend.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from models.config import ModelConfig
@@ -75,3 +78,38 @@ def sync_state(model: keras.Model) -> None:
     sync = getattr(model, "jax_state_sync", None)
     if sync is not None:
         sync()
+
+
+MATMUL_SIDE = 1024  # the square product timed by `matmul_rate`: 2.1 GFLOP, 5-20 ms on two CPU cores
+
+
+def compiled_matmul() -> Callable[[Any, Any], Any]:
+    """The backend's compiled matrix product where it has one, so that dispatch does not count against its rate."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.jit(lambda a, b: a @ b)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(lambda a, b: tf.linalg.matmul(a, b))
+    return ops.matmul
+
+
+def matmul_rate(seconds: float = 0.25, side: int = MATMUL_SIDE) -> float:
+    """FLOP/s of an fp32 square matrix product through the backend: the fastest of the repeats that fit in
+    `seconds`, after an untimed first one (which compiles it). How fast this machine is, to plan a time limit."""
+    a = ops.convert_to_tensor(np.random.default_rng(0).standard_normal((side, side), dtype=np.float32))
+    matmul = compiled_matmul()
+
+    def run() -> float:
+        start = time.perf_counter()
+        ops.convert_to_numpy(matmul(a, a)[:1, :1])  # the corner only: waits for the product, copies little
+        return time.perf_counter() - start
+
+    run()
+    best, start = math.inf, time.perf_counter()
+    while best == math.inf or time.perf_counter() - start < seconds:
+        best = min(best, run())
+    return 2.0 * side**3 / best

@@ -184,13 +184,19 @@ def train_model(documents: Sequence[str], directory: Path, config: ModelConfig, 
             f"(and {MIN_DOCUMENTS} documents): import or scrape more text first."
         )
     valid_stream = tokenizer.encode_corpus(documents[i] for i in valid_idx)
-    config = budget.plan_output(config, tokenizer.size, len(train_stream), max_minutes)
+    config = budget.plan_output(config, tokenizer.size, len(train_stream), max_minutes, matmul_rate=_matmul_rate)
     record = {"documents": len(documents), "fingerprint": fingerprint(documents), "split": split}
     weights = None if init_from is None else finetuning.merge_weights(
         init_from.weights, init_from.tokenizer.size, tokenizer.size, config)
     trainer = Trainer(config, tokenizer, train_stream, valid_stream, directory,
                       reporter=reporter or LogReporter(), info={**(info or {}), **record}, weights=weights)
     return trainer.run(max_minutes=max_minutes, resume=resume)
+
+
+def _matmul_rate() -> float:
+    from models import fitting  # starts the Keras backend, which training is about to do anyway
+
+    return fitting.matmul_rate()
 
 
 def fingerprint(documents: Sequence[str]) -> str:

@@ -8,7 +8,7 @@ import pytest
 from keras import ops
 
 from models import budget
-from models.config import ModelConfig, preset
+from models.config import ModelConfig, flops_per_token, preset
 from models.data import make_windows
 from models.errors import ModelError
 from models.sampler import LSTMStepper
@@ -159,3 +159,41 @@ def test_a_model_trained_against_sampled_words_is_scored_by_the_full_softmax(tmp
 def test_sampled_softmax_must_not_be_negative():
     with pytest.raises(ModelError, match="sampled_softmax"):
         ModelConfig(sampled_softmax=-1)
+
+
+# ---- which output layer a time limit trains
+
+
+def never() -> float:
+    raise AssertionError("the machine was measured where the choice does not depend on it")
+
+
+def test_a_limit_that_fits_few_epochs_of_the_full_softmax_trains_the_sampled_one():
+    config = preset("medium")  # samples 1,024 words
+    tokens, vocab = 929_589, 10_002  # Penn Treebank
+    full = config.replace(sampled_softmax=0)
+    flops = 10 * flops_per_token(full, vocab) * tokens / 600 / budget.TRAINING_SHARE  # 10 full epochs in 10 minutes
+
+    assert budget.full_softmax_epochs(full, vocab, tokens, 10, flops) == pytest.approx(10)
+    assert budget.plan_output(config, vocab, tokens, 9.5, lambda: flops).sampled_softmax == 1024
+    assert budget.plan_output(config, vocab, tokens, 10.5, lambda: flops).sampled_softmax == 0
+    # the same limit on a machine three times slower fits 3.3 epochs: it samples
+    assert budget.plan_output(config, vocab, tokens, 10, lambda: flops / 3).sampled_softmax == 1024
+
+
+@pytest.mark.parametrize("minutes, changes, vocab", [
+    (None, {}, 10_002),  # no limit: the full softmax, as always
+    (5, {"budget_schedule": False}, 10_002),  # a recipe that keeps its own schedule
+    (5, {}, 4 * 1024 - 1),  # a vocabulary too small to gain
+])
+def test_the_full_softmax_trains_without_measuring_the_machine_where_it_does_not_matter(minutes, changes, vocab):
+    config = preset("medium").replace(**changes)
+    assert budget.plan_output(config, vocab, 929_589, minutes, never).sampled_softmax == 0
+    assert budget.plan_output(config.replace(sampled_softmax=0), vocab, 929_589, 5, never).sampled_softmax == 0
+
+
+def test_the_machine_is_measured_by_a_matrix_product():
+    from models.fitting import matmul_rate
+
+    rate = matmul_rate(seconds=0.05, side=256)
+    assert math.isfinite(rate) and 1e8 < rate < 1e15  # FLOP/s of anything from a slow CPU core to a GPU
