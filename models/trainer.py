@@ -56,6 +56,7 @@ class EpochResult:
     seconds: float
     tokens_per_second: float  # window positions trained per second (padding included)
     partial: bool = False  # cut short by the time limit
+    sampled: bool = False  # train_loss is the sampled softmax's estimate (valid_loss is always the full softmax's)
 
     @property
     def train_perplexity(self) -> float:
@@ -338,7 +339,8 @@ class Trainer:
         positions = watcher.batches_done * c.batch_size * c.window
         return EpochResult(epoch=epoch, train_loss=float(history.history["loss"][-1]),
                            valid_loss=self.evaluate(), learning_rate=lr, seconds=seconds,
-                           tokens_per_second=positions / max(seconds, 1e-9), partial=watcher.timed_out)
+                           tokens_per_second=positions / max(seconds, 1e-9), partial=watcher.timed_out,
+                           sampled=bool(c.sampled_softmax))
 
     def _budget_step(self) -> None:
         """Before each step under a time limit: the scheduled learning rate, and once the pace is known, dropout."""

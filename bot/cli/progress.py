@@ -48,7 +48,8 @@ class TrainingDisplay:
             self.progress.remove_task(self.task)
             self.task = None
         partial = " (cut short by the time limit)" if result.partial else ""
-        self._print(f"epoch {result.epoch:>3}: train perplexity {result.train_perplexity:8.1f}  "
+        train = "train perplexity (sampled estimate)" if result.sampled else "train perplexity"
+        self._print(f"epoch {result.epoch:>3}: {train} {result.train_perplexity:8.1f}  "
                     f"valid perplexity {result.valid_perplexity:8.1f}  {result.seconds:5.1f}s"
                     f"{'  best so far' if best else ''}{partial}")
 

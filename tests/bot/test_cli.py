@@ -230,3 +230,17 @@ def test_train_picks_a_preset_by_the_corpus_size_and_the_time_limit(bot) -> None
                       "below 200,000); planned for 10 minutes: the learning rate falls to zero at the limit and "
                       "dropout is scaled to the epochs that fit")
     assert choose_preset(titles[:300], 10)[0] == "small"
+
+
+@pytest.mark.parametrize("sampled", [True, False])
+def test_the_epoch_line_says_when_the_training_perplexity_is_the_sampled_estimate(capsys, sampled) -> None:  # type: ignore[no-untyped-def]
+    from bot.cli.progress import TrainingDisplay
+    from models.trainer import EpochResult
+
+    result = EpochResult(epoch=3, train_loss=4.0, valid_loss=4.5, learning_rate=1.0, seconds=2.0,
+                         tokens_per_second=100.0, sampled=sampled)
+    with TrainingDisplay() as display:
+        display.on_epoch(result, best=True)
+    line = capsys.readouterr().err
+    assert "epoch   3: train perplexity" in line and "valid perplexity" in line
+    assert ("(sampled estimate)" in line) == sampled

@@ -153,6 +153,7 @@ def test_a_model_trained_against_sampled_words_is_scored_by_the_full_softmax(tmp
     assert trainer.evaluate() == pytest.approx(exact, rel=1e-4)
     assert summary.epochs[-1].valid_loss == pytest.approx(exact, rel=1e-4)
     assert summary.epochs[-1].valid_loss < before  # it learned, from sampled words only
+    assert all(e.sampled for e in summary.epochs)  # the training loss is marked as the sampled estimate
     assert math.isfinite(summary.epochs[-1].train_loss)
 
 
