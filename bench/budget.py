@@ -56,6 +56,7 @@ from models.data import split_documents  # noqa: E402
 from models.tokenizer import BOS_ID, PAD_ID, Tokenizer  # noqa: E402
 
 CONTENDERS = ("auto", "zaremba-small", "medium", "textgenrnn")
+FULL = "auto-full-softmax"  # auto's plan, but the full softmax where it would sample
 # also "budget:PRESET": that preset planned for each limit as `auto` is (what `--preset PRESET --max-minutes M` trains)
 # `medium` as it trained before budgeted training (commit 1349fc6), whatever the preset becomes
 MEDIUM_BEFORE = ModelConfig(embedding_dim=300, hidden_dim=300, layers=2, tied=True, dropout=0.4,
@@ -145,8 +146,11 @@ class Quiet(Printer):
         pass
 
 
-def run_auto(corpus: tuple, minutes: float, chosen: str | None = None) -> dict[str, Any]:
-    """One `bot train --preset auto --max-minutes M` run (or `--preset CHOSEN`), on pre-tokenized streams."""
+def run_auto(corpus: tuple, minutes: float, chosen: str | None = None, full: bool = False) -> dict[str, Any]:
+    """One `bot train --preset auto --max-minutes M` run (or `--preset CHOSEN`), on pre-tokenized streams.
+
+    `full` trains the full softmax where the plan would sample: the other branch of the plan, to check its choice.
+    """
     from models.fitting import matmul_rate
     from models.trainer import Trainer
 
@@ -157,6 +161,8 @@ def run_auto(corpus: tuple, minutes: float, chosen: str | None = None) -> dict[s
     config = preset(name).replace(shuffle_documents=shuffle, sample_every=0)
     flops = matmul_rate()
     config = budget.plan_output(config, tokenizer.size, len(train), minutes, lambda: flops)  # as `bot train` plans it
+    if full:
+        config = config.replace(sampled_softmax=0)
     print(f"auto, {minutes:g} min: {reason}", flush=True)
     with tempfile.TemporaryDirectory() as directory:
         trainer = Trainer(config, tokenizer, train, valid, Path(directory), reporter=Quiet())
@@ -279,7 +285,7 @@ def measure(args: argparse.Namespace) -> None:
         if earlier.get("machine") != result["machine"]:  # one file, one machine: their figures compare
             sys.exit(f"{args.json} was measured on {earlier.get('machine')}, this is {result['machine']}: "
                      "write to another file.")
-        result.update({k: v for k, v in earlier.items() if k == "curve" or k == "auto" or k.startswith("budget:")})
+        result.update({k: v for k, v in earlier.items() if k not in result or k in ("curve", "auto")})
         result["minutes"] = sorted(set(earlier.get("minutes", [])) | set(args.minutes))
 
     def save() -> None:
@@ -289,11 +295,11 @@ def measure(args: argparse.Namespace) -> None:
 
     for name in args.contenders:
         print(f"== {name}", flush=True)
-        if name == "auto" or name.startswith("budget:"):
+        if name in ("auto", FULL) or name.startswith("budget:"):
             chosen = name.partition(":")[2] or None
             runs = [r for r in result.setdefault(name, []) if r["minutes"] not in args.minutes]
             for minutes in args.minutes:
-                runs.append({"minutes": minutes, **run_auto(corpus, minutes, chosen)})
+                runs.append({"minutes": minutes, **run_auto(corpus, minutes, chosen, full=name == FULL)})
                 result[name] = sorted(runs, key=lambda r: r["minutes"])
                 save()
             losses = {r["minutes"]: math.log(r["valid_perplexity"]) for r in result[name]}
@@ -324,7 +330,7 @@ def plot(args: argparse.Namespace) -> None:
     import matplotlib.pyplot as plt
 
     results = [json.loads(path.read_text()) for path in args.results]
-    colours = {name: f"C{i}" for i, name in enumerate(CONTENDERS)}  # one colour per contender in every panel
+    colours = {name: f"C{i}" for i, name in enumerate((*CONTENDERS, FULL))}  # one colour per contender in every panel
     fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.5), squeeze=False)
     for ax, result in zip(axes[0], results):
         for name, curve in result["curve"].items():
@@ -346,9 +352,9 @@ def plot(args: argparse.Namespace) -> None:
 
 
 def _contender(name: str) -> str:
-    if name in CONTENDERS or name.startswith("budget:") and name.partition(":")[2] in PRESETS:
+    if name in CONTENDERS or name == FULL or name.startswith("budget:") and name.partition(":")[2] in PRESETS:
         return name
-    raise argparse.ArgumentTypeError(f"{name!r} is none of {', '.join(CONTENDERS)}, budget:PRESET")
+    raise argparse.ArgumentTypeError(f"{name!r} is none of {', '.join(CONTENDERS)}, {FULL}, budget:PRESET")
 
 
 def main() -> None:
@@ -363,7 +369,8 @@ def main() -> None:
                              help="a file of documents, read as `bot corpus import` reads it")
         sub.add_argument("--minutes", type=float, nargs="+", required=True, help="time limits (marks)")
         sub.add_argument("--contenders", nargs="+", default=list(CONTENDERS), type=_contender,
-                         help=f"of {', '.join(CONTENDERS)}, and budget:PRESET")
+                         help=f"of {', '.join(CONTENDERS)}, and {FULL} (auto's plan with the full softmax), "
+                              "budget:PRESET")
         sub.add_argument("--json", type=Path, help="write (and add to) the results here")
     sub = commands.add_parser("plot")
     sub.add_argument("results", type=Path, nargs="+", help="JSON files written by the other commands")
