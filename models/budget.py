@@ -53,12 +53,12 @@ def dropout_scale(epochs: float) -> float:
 
 MEDIUM_FROM_WORDS = 200_000  # corpora this large train the "medium" recipe; smaller ones (titles, tweets) "small"
 MEDIUM_TIMED_FROM_WORDS = 10_000  # ... and under a time limit, corpora this large
-# The sampled softmax wins at equal time when few epochs fit (PTB, 5 minutes, about 2 full-softmax epochs: valid 122.4
-# against 130.8 with the full softmax); with more, the full softmax's exact gradient is worth its cost. On PTB at 60
-# minutes of a slower machine (9 full-softmax epochs; the plan estimates 6.9-8.0 from its probe) the full softmax
-# reached 94.6 and the sampled one 105.9, behind even the old recipe's 96.8: it gains little after about 7 epochs. The
-# line sits between the plan's estimates for the runs measured on either side (5.1 sampled, 6.9 full; bench/RESULTS.md).
-FULL_SOFTMAX_FROM_EPOCHS = 6.0
+# The sampled softmax wins at equal time when very few epochs fit (PTB, 5 minutes, about 2 full-softmax epochs: valid
+# 122.4 against 130.8 with the full softmax); with more, the full softmax's exact gradient is worth its cost. On PTB on
+# a slower machine it won at 30 minutes (4.0 epochs by the plan's estimate: 108.1 against 110.8) and at 60 (6.9: 94.6
+# against 105.9). The line sits between the plan's estimates for the runs measured on either side (2.6 sampled, 4.0
+# full; bench/RESULTS.md).
+FULL_SOFTMAX_FROM_EPOCHS = 3.0
 SAMPLED_VOCABULARY_RATIO = 4  # a vocabulary under this many times the sampled words keeps the full softmax
 # The share of the machine's fp32 matrix-multiply rate (models.fitting.matmul_rate) at which `medium` trains with
 # the full softmax, counted in its arithmetic (flops_per_token): to say before training about how many epochs a time
