@@ -56,7 +56,7 @@ MEDIUM_TIMED_FROM_WORDS = 10_000  # ... and under a time limit, corpora this lar
 # The sampled softmax wins at equal time when very few epochs fit (PTB, 5 minutes, about 2 full-softmax epochs: valid
 # 122.4 against 130.8 with the full softmax); with more, the full softmax's exact gradient is worth its cost. On PTB on
 # a slower machine it won at 30 minutes (4.0 epochs by the plan's estimate: 108.1 against 110.8) and at 60 (6.9: 94.6
-# against 105.9). The line sits between the plan's estimates for the runs measured on either side (2.6 sampled, 4.0
+# against 105.9). The line sits between the plan's estimates for the runs measured on either side (2.5 sampled, 4.0
 # full; bench/RESULTS.md).
 FULL_SOFTMAX_FROM_EPOCHS = 3.0
 SAMPLED_VOCABULARY_RATIO = 4  # a vocabulary under this many times the sampled words keeps the full softmax

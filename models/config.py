@@ -150,7 +150,8 @@ PRESETS: dict[str, ModelConfig] = {
     # (Zaremba et al.'s schedule, fitted to the ~20 epochs an hour gives on 2 CPU cores). Batch 20 beat 64 at equal
     # time (valid 215 vs 229 after ~3.5 minutes), because clipped SGD gains per update, not per token.
     # Under a time limit that fits under three epochs, its softmax is sampled over 1,024 words (models.budget): 1.6-1.7x
-    # the tokens/s, and at 5 minutes on PTB valid 122 against 131 with the full softmax (at 4 epochs 111 against 108).
+    # the tokens/s, and at 5 minutes on PTB valid 122 against 131 with the full softmax; from 4 epochs the full one
+    # wins (108 against 111).
     "medium": ModelConfig(embedding_dim=300, hidden_dim=300, layers=2, tied=True, dropout=0.4, embedding_dropout=0.1,
                           init_scale=0.1, window=35, batch_size=20, optimizer="sgd", learning_rate=20.0,
                           lr_decay=0.7, lr_decay_after=8, clip_norm=0.25, epochs=26, patience=4,

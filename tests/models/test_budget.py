@@ -184,7 +184,7 @@ def test_a_limit_that_fits_few_epochs_of_the_full_softmax_trains_the_sampled_one
 
 
 @pytest.mark.parametrize("gflops, minutes, sampled", [
-    (380, 5, 1024),  # the AVX-512 machine at 5 minutes (2.6 epochs): sampled 122.4 against the full softmax's 130.8
+    (380, 5, 1024),  # the AVX-512 machine at 5 minutes (2.5 epochs): sampled 122.4 against the full softmax's 130.8
     (380, 30, 0),  # ... at 30 minutes (15.2 epochs)
     (100.8, 30, 0),  # the AVX2 machine at 30 minutes (4.0 epochs): full 108.1 against sampled 110.8
     (86.3, 60, 0),  # ... at 60 minutes (6.9 epochs): full 94.6 against sampled 105.9
