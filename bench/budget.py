@@ -4,7 +4,8 @@ Contenders, each trained on the same machine, one after the other:
 
   auto           what `bot train --preset auto --max-minutes M` trains: the preset chosen for the corpus and the
                  limit, the learning rate decaying linearly to zero at the limit, dropout fitted to the epochs that
-                 fit (models.budget). A separate run per limit, since the schedule depends on it.
+                 fit, and where few fit, fewer units and a sampled softmax (models.budget). A separate run per
+                 limit, since the plan depends on it.
   zaremba-small  Zaremba et al.'s small recipe (2 x 200, no dropout, SGD, halved per epoch after the 4th).
   medium         the `medium` recipe as it was before budgeted training: full softmax, constant lr 20 for 8
                  epochs, then x0.7 per epoch, whatever the limit.
@@ -20,7 +21,9 @@ split, or the held-out 10 % of a file of documents (one tokenizer, built as `bot
 is also scored on the test text, with its best epoch's weights.
 
 A file of results holds one machine's: `--json` adds contenders and limits to an earlier run's file, and refuses a
-file measured on another machine (the figures would not compare).
+file measured on another machine (the figures would not compare). Machines of one name and vector width have run
+at half each other's speed on different days, so the file also records the matrix-product rate measured when it
+was made, and a run whose rate differs from it by more than SPEED_SPREAD times is refused too.
 
     python bench/budget.py ptb --data ../shared/data/ptb --minutes 2 5 10 --json bench/results/budget-ptb.json
     python bench/budget.py titles --file bot/data/hacker_news_2000.txt --minutes 1 2 6 \\
@@ -56,13 +59,14 @@ from models.data import split_documents  # noqa: E402
 from models.tokenizer import BOS_ID, PAD_ID, Tokenizer  # noqa: E402
 
 CONTENDERS = ("auto", "zaremba-small", "medium", "textgenrnn")
-FULL = "auto-full-softmax"  # auto's plan, but the full softmax where it would sample
+FULL = "auto-full-softmax"  # auto's plan, but the preset's network and full softmax where it would sample and narrow
 # also "budget:PRESET": that preset planned for each limit as `auto` is (what `--preset PRESET --max-minutes M` trains)
 # `medium` as it trained before budgeted training (commit 1349fc6), whatever the preset becomes
 MEDIUM_BEFORE = ModelConfig(embedding_dim=300, hidden_dim=300, layers=2, tied=True, dropout=0.4,
                             embedding_dropout=0.1, init_scale=0.1, window=35, batch_size=20, optimizer="sgd",
                             learning_rate=20.0, lr_decay=0.7, lr_decay_after=8, clip_norm=0.25, epochs=26,
                             patience=4, budget_schedule=False, sampled_softmax=0)
+SPEED_SPREAD = 1.5  # the probe itself moved by up to 1.4x between runs on one machine and day (bench/RESULTS.md)
 TEXTGENRNN = {"window": 8, "embedding": 100, "units": 128, "layers": 2, "learning_rate": 4e-3, "batch": 128}
 
 
@@ -149,7 +153,8 @@ class Quiet(Printer):
 def run_auto(corpus: tuple, minutes: float, chosen: str | None = None, full: bool = False) -> dict[str, Any]:
     """One `bot train --preset auto --max-minutes M` run (or `--preset CHOSEN`), on pre-tokenized streams.
 
-    `full` trains the full softmax where the plan would sample: the other branch of the plan, to check its choice.
+    `full` trains the preset's network with the full softmax where the plan would sample and narrow it: the other
+    branch of the plan, to check its choice.
     """
     from models.fitting import matmul_rate
     from models.trainer import Trainer
@@ -160,9 +165,9 @@ def run_auto(corpus: tuple, minutes: float, chosen: str | None = None, full: boo
         name, reason = chosen, f"{chosen}, as asked"
     config = preset(name).replace(shuffle_documents=shuffle, sample_every=0)
     flops = matmul_rate()
-    config = budget.plan_output(config, tokenizer.size, len(train), minutes, lambda: flops)  # as `bot train` plans it
-    if full:
-        config = config.replace(sampled_softmax=0)
+    config = budget.plan_network(config, tokenizer.size, len(train), minutes, lambda: flops)  # as `bot train` does
+    if full:  # the other branch: the preset's network with the full softmax
+        config = preset(name).replace(shuffle_documents=shuffle, sample_every=0, sampled_softmax=0)
     print(f"auto, {minutes:g} min: {reason}", flush=True)
     with tempfile.TemporaryDirectory() as directory:
         trainer = Trainer(config, tokenizer, train, valid, Path(directory), reporter=Quiet())
@@ -172,7 +177,7 @@ def run_auto(corpus: tuple, minutes: float, chosen: str | None = None, full: boo
             trainer.restore_best()
             scores["test_perplexity"] = round(math.exp(trainer.evaluate(test)), 2)
     return {"preset": name, "reason": reason, "sampled_softmax": config.sampled_softmax,
-            "matmul_gflops": round(flops / 1e9, 1),
+            "hidden_dim": config.hidden_dim, "matmul_gflops": round(flops / 1e9, 1),
             "valid_perplexity": round(summary.best.valid_perplexity, 2), **scores,
             "epochs": len(summary.epochs), "budget": summary.budget,
             "tokens_per_second": round(float(np.mean([e.tokens_per_second for e in summary.epochs]))),
@@ -272,10 +277,14 @@ def run_textgenrnn(corpus: tuple, minutes: list[float]) -> dict[float, float]:
 
 
 def measure(args: argparse.Namespace) -> None:
+    from models.fitting import matmul_rate
+
     corpus = ptb_streams(args.data) if args.command == "ptb" else document_streams(args.file)
     tokenizer, train, valid, _, words, _ = corpus
+    gflops = round(matmul_rate() / 1e9, 1)
     result: dict[str, Any] = {
         "corpus": args.command if args.command == "ptb" else args.file.name, "machine": machine(), "date": today(),
+        "matmul_gflops": gflops,
         "backend": os.environ.get("KERAS_BACKEND", "tensorflow"), "minutes": args.minutes,
         "vocabulary": tokenizer.size, "words": words, "tokens": {"train": len(train), "valid": len(valid)},
         "curve": {}, "auto": [],
@@ -285,6 +294,11 @@ def measure(args: argparse.Namespace) -> None:
         if earlier.get("machine") != result["machine"]:  # one file, one machine: their figures compare
             sys.exit(f"{args.json} was measured on {earlier.get('machine')}, this is {result['machine']}: "
                      "write to another file.")
+        then = earlier.get("matmul_gflops")
+        if then and max(then / gflops, gflops / then) > SPEED_SPREAD:  # the same name, but not the same speed
+            sys.exit(f"{args.json} was measured where matrix products ran at {then:g} GFLOP/s; here they run at "
+                     f"{gflops:g}: write to another file.")
+        result["matmul_gflops"] = then or gflops  # the file's own, what later runs compare with
         result.update({k: v for k, v in earlier.items() if k not in result or k in ("curve", "auto")})
         result["minutes"] = sorted(set(earlier.get("minutes", [])) | set(args.minutes))
 
@@ -331,6 +345,8 @@ def plot(args: argparse.Namespace) -> None:
 
     results = [json.loads(path.read_text()) for path in args.results]
     colours = {name: f"C{i}" for i, name in enumerate((*CONTENDERS, FULL))}  # one colour per contender in every panel
+    for name in dict.fromkeys(name for result in results for name in result["curve"]):
+        colours.setdefault(name, f"C{len(colours)}")
     fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.5), squeeze=False)
     for ax, result in zip(axes[0], results):
         for name, curve in result["curve"].items():
@@ -343,7 +359,9 @@ def plot(args: argparse.Namespace) -> None:
         ax.set_xlabel("minutes of training")
         ax.set_ylabel("validation perplexity")
         host = result["machine"]
-        ax.set_title(f"{result['corpus']} ({host['cpu']}, {host.get('vector') or 'no vector'}, {host['cores']} cores)")
+        speed = f", {result['matmul_gflops']:g} GFLOP/s" if result.get("matmul_gflops") else ""
+        ax.set_title(f"{result['corpus']}, {result['date']}\n({host['cpu']}, {host.get('vector') or 'no vector'}, "
+                     f"{host['cores']} cores{speed})", fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(loc="best")
     fig.tight_layout()

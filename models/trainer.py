@@ -185,7 +185,8 @@ def train_model(documents: Sequence[str], directory: Path, config: ModelConfig, 
             f"(and {MIN_DOCUMENTS} documents): import or scrape more text first."
         )
     valid_stream = tokenizer.encode_corpus(documents[i] for i in valid_idx)
-    config = budget.plan_output(config, tokenizer.size, len(train_stream), max_minutes, matmul_rate=_matmul_rate)
+    config = budget.plan_network(config, tokenizer.size, len(train_stream), max_minutes, matmul_rate=_matmul_rate,
+                                 resizable=not resume and init_from is None)  # their weights fix the shape
     record = {"documents": len(documents), "fingerprint": fingerprint(documents), "split": split}
     weights = None if init_from is None else finetuning.merge_weights(
         init_from.weights, init_from.tokenizer.size, tokenizer.size, config)
@@ -361,14 +362,16 @@ class Trainer:
         b.steps += 1
 
     def budget_plan(self) -> dict[str, float] | None:
-        """What the time limit made of the run: minutes, epochs expected at the measured pace, dropout's share."""
+        """What the time limit made of the run: minutes, epochs expected at the measured pace, dropout's share, the
+        units per layer and the sampled words per step (0: the full softmax)."""
         b = self.budget
         if b is None:
             return None
         plan = {"minutes": round(b.schedule.seconds / 60, 2), "learning_rate": b.schedule.start}
         if b.epochs is not None:
             plan |= {"epochs_expected": round(b.epochs, 2), "dropout_scale": round(b.dropout_scale or 0.0, 3)}
-        return plan
+        # the network the limit trained: where few epochs fit, fewer units and a sampled softmax (budget.plan_network)
+        return plan | {"hidden_dim": self.config.hidden_dim, "sampled_softmax": self.config.sampled_softmax}
 
     def _learning_rate(self, progress: _Progress, epoch: int) -> float:
         c = self.config

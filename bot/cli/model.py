@@ -9,7 +9,7 @@ import typer
 
 from bot.cli import app
 from bot.cli.options import JSON, corpus_name
-from models.config import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+from models.config import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, PRESETS
 
 if TYPE_CHECKING:
     from bot.config import BotConfig
@@ -47,8 +47,9 @@ def train(
     max_minutes: Annotated[Optional[float], typer.Option(
         "--max-minutes", min=0.01,
         help="Train for this long and plan for it: the learning rate falls to zero at the limit (or at the epoch "
-             "limit, if sooner), dropout is scaled to the epochs that fit, and the best epoch is kept. Without it, "
-             "the preset's own schedule runs to its epoch limit.")] = None,
+             "limit, if sooner), dropout is scaled to the epochs that fit, medium narrows its layers and samples its "
+             "softmax where few epochs fit, and the best epoch is kept. Without it, the preset's own schedule runs "
+             "to its epoch limit.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue training an existing model, with its own "
                                          "settings, on its corpus (documents added since are welcome).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing model of that name.")] = False,
@@ -92,6 +93,15 @@ def train(
                 f"Planned for {plan['minutes']:g} minutes: about {plan['epochs_expected']:.1f} epochs fit, so "
                 f"dropout was {plan['dropout_scale']:.0%} of the preset's and the learning rate fell from "
                 f"{plan['learning_rate']:g} to zero at the limit.", markup=False)
+        preset_units = PRESETS[summary.preset].hidden_dim if summary.preset in PRESETS else None
+        narrowed = plan is not None and preset_units is not None and plan.get("hidden_dim", preset_units) < preset_units
+        if plan and (narrowed or plan.get("sampled_softmax")):
+            sampled = plan.get("sampled_softmax")
+            output.console.print(
+                f"So few epochs fit that it trained {plan['hidden_dim']} units per layer"
+                + (f" (the preset has {preset_units})" if narrowed else "")
+                + (f" against {sampled:,} sampled words per step (evaluation and sampling use the whole vocabulary)"
+                   if sampled else "") + ".", markup=False)
 
 
 @model_app.command("list")

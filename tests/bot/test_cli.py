@@ -195,7 +195,8 @@ def test_train_to_a_time_limit_plans_for_it_and_says_so(bot) -> None:  # type: i
             "fell from 0.01 to zero at the limit.") in trained.out
     shown = bot("model", "show", "t", "--json").json
     assert shown["metrics"]["budget"] == {"minutes": 5.0, "learning_rate": 0.01, "epochs_expected": 2.0,
-                                          "dropout_scale": 0.111}
+                                          "dropout_scale": 0.111, "hidden_dim": 32, "sampled_softmax": 0}
+    assert "units per layer" not in trained.out  # tiny neither narrows nor samples
     history = shown["metrics"]["history"]
     assert history[0]["learning_rate"] > history[1]["learning_rate"] > 0  # falling within each epoch, not by it
     assert history[1]["learning_rate"] < 0.01 / 100  # the last step of the last epoch: nearly zero

@@ -169,31 +169,63 @@ def never() -> float:
     raise AssertionError("the machine was measured where the choice does not depend on it")
 
 
-def test_a_limit_that_fits_few_epochs_of_the_full_softmax_trains_the_sampled_one():
-    config = preset("medium")  # samples 1,024 words
+def test_a_limit_that_fits_few_epochs_narrows_the_network_then_samples_its_softmax():
+    config = preset("medium")  # samples 1,024 words; 2 x 300 units, tied 300-wide embeddings
     tokens, vocab = 929_589, 10_002  # Penn Treebank
     full = config.replace(sampled_softmax=0)
+    narrow = full.replace(hidden_dim=200, embedding_dim=200)
     line = budget.FULL_SOFTMAX_FROM_EPOCHS
     flops = line * flops_per_token(full, vocab) * tokens / 600 / budget.TRAINING_SHARE  # `line` epochs in 10 minutes
+    ratio = flops_per_token(full, vocab) / flops_per_token(narrow, vocab)  # the narrow network's epochs per wide one's
 
     assert budget.full_softmax_epochs(full, vocab, tokens, 10, flops) == pytest.approx(line)
-    assert budget.plan_output(config, vocab, tokens, 9.5, lambda: flops).sampled_softmax == 1024
-    assert budget.plan_output(config, vocab, tokens, 10.5, lambda: flops).sampled_softmax == 0
-    # the same limit on a machine three times slower fits a third of the epochs: it samples
-    assert budget.plan_output(config, vocab, tokens, 10, lambda: flops / 3).sampled_softmax == 1024
+    assert budget.plan_network(config, vocab, tokens, 10.5, lambda: flops) == full  # the preset's network
+    assert budget.plan_network(config, vocab, tokens, 9.5, lambda: flops) == narrow  # narrower, as fits 3+ epochs
+    # a limit that fits fewer than `line` epochs of the narrow network too samples it
+    sampled = narrow.replace(sampled_softmax=1024)
+    assert budget.plan_network(config, vocab, tokens, 9.5 / ratio, lambda: flops) == sampled
+    # the same limit on a machine three times slower fits a third of the epochs
+    assert budget.plan_network(config, vocab, tokens, 10, lambda: flops / 3).sampled_softmax == 1024
+    # a network whose weights exist already (resumed, fine-tuned) samples at its own size
+    assert budget.plan_network(config, vocab, tokens, 9.5, lambda: flops, resizable=False) == config
+    # a network no wider than the short-budget width keeps its size, even where it samples
+    small = config.replace(hidden_dim=128, embedding_dim=64, tied=False)
+    assert budget.plan_network(small, vocab, tokens, 9.5, lambda: flops / 100) == small
 
 
-@pytest.mark.parametrize("gflops, minutes, sampled", [
-    (380, 5, 1024),  # the AVX-512 machine at 5 minutes (2.5 epochs): sampled 122.4 against the full softmax's 130.8
-    (380, 30, 0),  # ... at 30 minutes (15.2 epochs)
-    (100.8, 30, 0),  # the AVX2 machine at 30 minutes (4.0 epochs): full 108.1 against sampled 110.8
-    (86.3, 60, 0),  # ... at 60 minutes (6.9 epochs): full 94.6 against sampled 105.9
+@pytest.mark.parametrize("gflops, minutes, units, sampled", [
+    (380, 5, 200, 0),  # the AVX-512 machine at 5 minutes (2.5 epochs of 300 wide; 4.3 of 200 wide): not measured;
+    # 300 wide, sampled 122.4 against the full softmax's 130.8
+    (380, 30, 300, 0),  # ... at 30 minutes (15.2 epochs)
+    (180, 5, 200, 1024),  # the same kind of machine on a slower day (1.2 epochs): 142.2 against 300 wide sampled 143.6
+    (180, 10, 200, 0),  # ... at 10 minutes (2.4; 4.0 of 200 wide): 115.2 against 300 wide sampled 120.1
+    (100.8, 30, 300, 0),  # the AVX2 machine at 30 minutes (4.0 epochs): full 108.1 against sampled 110.8
+    (86.3, 60, 300, 0),  # ... at 60 minutes (6.9 epochs): full 94.6 against sampled 105.9
 ])
-def test_the_output_layer_chosen_for_the_measured_machines(gflops, minutes, sampled):
-    # The choices measured on Penn Treebank (bench/RESULTS.md), at the rates the AVX2 machine's probe read in those
-    # runs and near the AVX-512 machine's best matrix product (its probe was not taken).
-    config = budget.plan_output(preset("medium"), 10_002, 929_589, minutes, lambda: gflops * 1e9)
-    assert config.sampled_softmax == sampled
+def test_the_network_chosen_for_the_measured_machines(gflops, minutes, units, sampled):
+    # The choices measured on Penn Treebank (bench/RESULTS.md), at the rates the probes read in those runs (near the
+    # AVX-512 machine's best matrix product where its probe was not taken).
+    config = budget.plan_network(preset("medium"), 10_002, 929_589, minutes, lambda: gflops * 1e9)
+    assert (config.hidden_dim, config.sampled_softmax) == (units, sampled)
+
+
+def test_a_short_limit_narrows_a_new_network_but_not_one_whose_weights_fix_its_shape(tmp_path, monkeypatch):
+    from models import trainer
+    from models.artifact import load_model
+
+    monkeypatch.setattr(trainer, "_matmul_rate", lambda: 1.0)  # a machine on which no epoch of anything fits
+    texts = documents()
+    wide = preset("tiny").replace(embedding_dim=208, hidden_dim=208, sampled_softmax=4, epochs=1)
+
+    fresh = trainer.train_model(texts, tmp_path / "fresh", wide, max_minutes=5)
+    assert (load_model(tmp_path / "fresh").config.hidden_dim, fresh.budget["hidden_dim"]) == (200, 200)
+    assert fresh.budget["sampled_softmax"] == 4
+
+    trainer.train_model(texts, tmp_path / "kept", wide)  # no limit: the full softmax, 208 wide
+    resumed = trainer.train_model(texts, tmp_path / "kept", wide.replace(epochs=2), resume=True, max_minutes=5)
+    assert (load_model(tmp_path / "kept").config.hidden_dim, resumed.budget["hidden_dim"]) == (208, 208)
+    assert resumed.budget["sampled_softmax"] == 4
+    assert [e.sampled for e in resumed.epochs] == [False, True]  # its second epoch sampled, from its own weights
 
 
 @pytest.mark.parametrize("minutes, changes, vocab", [
@@ -203,8 +235,8 @@ def test_the_output_layer_chosen_for_the_measured_machines(gflops, minutes, samp
 ])
 def test_the_full_softmax_trains_without_measuring_the_machine_where_it_does_not_matter(minutes, changes, vocab):
     config = preset("medium").replace(**changes)
-    assert budget.plan_output(config, vocab, 929_589, minutes, never).sampled_softmax == 0
-    assert budget.plan_output(config.replace(sampled_softmax=0), vocab, 929_589, 5, never).sampled_softmax == 0
+    assert budget.plan_network(config, vocab, 929_589, minutes, never).sampled_softmax == 0
+    assert budget.plan_network(config.replace(sampled_softmax=0), vocab, 929_589, 5, never).sampled_softmax == 0
 
 
 def test_the_machine_is_measured_by_a_matrix_product():
