@@ -163,11 +163,11 @@ def run_auto(corpus: tuple, minutes: float, chosen: str | None = None, full: boo
     name, reason = budget.choose_preset(words, minutes)
     if chosen:
         name, reason = chosen, f"{chosen}, as asked"
-    config = preset(name).replace(shuffle_documents=shuffle, sample_every=0)
+    base = preset(name).replace(shuffle_documents=shuffle, sample_every=0)
     flops = matmul_rate()
-    config = budget.plan_network(config, tokenizer.size, len(train), minutes, lambda: flops)  # as `bot train` does
+    config = budget.plan_network(base, tokenizer.size, len(train), minutes, lambda: flops)  # as `bot train` does
     if full:  # the other branch: the preset's network with the full softmax
-        config = preset(name).replace(shuffle_documents=shuffle, sample_every=0, sampled_softmax=0)
+        config = base.replace(sampled_softmax=0)
     print(f"auto, {minutes:g} min: {reason}", flush=True)
     with tempfile.TemporaryDirectory() as directory:
         trainer = Trainer(config, tokenizer, train, valid, Path(directory), reporter=Quiet())
