@@ -5,7 +5,7 @@ Constraints", ICLR 2020): with a fixed budget, a schedule that decays the learni
 the budget's end beats schedules tuned for a number of epochs that will never be reached. Progress is the larger of
 the time spent and the steps taken over the epoch limit, so whichever limit comes first ends the decay.
 
-When few epochs fit, the network trains a cheaper output layer and fewer units (`plan_network`).
+When few epochs fit, the network trains fewer units, and a cheaper output layer for the first half (`plan_network`).
 
 Dropout fights overfitting, which needs several passes over the text to happen: within one epoch every window is
 new. Few epochs fit a short budget, so the preset's dropout (tuned for the epochs of a long run) is scaled down in
@@ -55,26 +55,34 @@ def dropout_scale(epochs: float) -> float:
 
 MEDIUM_FROM_WORDS = 200_000  # corpora this large train the "medium" recipe; smaller ones (titles, tweets) "small"
 MEDIUM_TIMED_FROM_WORDS = 10_000  # ... and under a time limit, corpora this large
-# The sampled softmax wins at equal time when very few epochs fit (PTB, 5 minutes, about 2 full-softmax epochs: valid
-# 122.4 against 130.8 with the full softmax); with more, the full softmax's exact gradient is worth its cost. On PTB on
-# a slower machine it won at 30 minutes (4.0 epochs by the plan's estimate: 108.1 against 110.8) and at 60 (6.9: 94.6
-# against 105.9). The line sits between the plan's estimates for the runs measured on either side (2.5 sampled, 4.0
-# full; bench/RESULTS.md).
-FULL_SOFTMAX_FROM_EPOCHS = 3.0
-# Where so few epochs fit, the layers are first narrowed to this many units (the embeddings to as many channels, at
-# most), and the output layer is then chosen for the narrower network: a smaller network fits the few passes better
-# and takes more of them. On PTB on one machine in one session, `medium` 300 wide with the sampled softmax (what the
-# line alone chose) reached 143.6 at 5 minutes and 120.1 at 10; 200 wide, 142.2 (sampled) and 115.2 (test 112.0
-# against 116.2; the full softmax, as 4.0 of its epochs fit), in the same 4 epochs; 200 wide trains 1.66x the
-# tokens/s of 300 wide with the sampled softmax in a 45-second run of each.
+# Where fewer than this many epochs of the preset's network with the full softmax fit, its layers narrow to
+# SHORT_BUDGET_WIDTH units (the embeddings to as many channels, at most): a smaller network fits the few passes better
+# and takes more of them. On PTB on one machine in one session, `medium` 300 wide reached 143.6 at 5 minutes and
+# 120.1 at 10 (sampled throughout); 200 wide, 142.2 and 115.2 (sampled throughout at 5, the full softmax at 10), in
+# the same 4 epochs; 200 wide trains 1.66x the tokens/s of 300 wide with the sampled softmax in a 45-second run of
+# each. The line sits between the plan's estimates for the runs measured on either side (2.4 narrowed, 7.7 not).
+FULL_WIDTH_FROM_EPOCHS = 3.0
 SHORT_BUDGET_WIDTH = 200
+# Where fewer than this many epochs of the network with the full softmax fit, it trains the sampled softmax for the
+# first SAMPLED_SHARE of the limit (1.7-2x the tokens/s) and the full softmax after it: the sampled one learns fastest
+# early, but its estimate of the gradient is biased (the first full epoch after the switch took PTB from 133.1 to
+# 114.8) and the exact one finishes lower. On PTB on one machine and day: 200 wide, 166.5 / 124.0 / 110.4 at 2 / 5 /
+# 10 minutes (0.9 / 2.3 / 4.5 epochs estimated), against 169.9 / 142.2 sampled throughout and 115.2 with the full
+# softmax throughout; 300 wide, 96.0 at 30 minutes (7.2) against 98.0 with the full softmax (bench/RESULTS.md).
+# Sampled throughout, it had lost to the full softmax from 4 epochs. The line is above the largest estimate measured
+# to win, by more than the estimate's error; past it the full softmax trains throughout, and the switch is not measured.
+SWITCHED_SOFTMAX_UNTIL_EPOCHS = 10.0
+SAMPLED_SHARE = 0.5
+# Tokens/s of the sampled softmax over the full one, for `medium` 200 wide on PTB (10,300-14,000 against 6,200-6,800
+# on one machine): the epochs a run that switches expects before the full softmax's pace is measured.
+SAMPLED_SPEEDUP = 1.8
 SAMPLED_VOCABULARY_RATIO = 4  # a vocabulary under this many times the sampled words keeps the full softmax
 # The share of the machine's fp32 matrix-multiply rate (models.fitting.matmul_rate) at which `medium` trains with
 # the full softmax, counted in its arithmetic (flops_per_token): to say before training about how many epochs a time
 # limit fits, on this machine rather than on the one the presets were tuned on. Measured on two 2-core machines: 0.63
 # without AVX-512 (2,369 tokens/s at 26.6 MFLOP per token against a 100 GFLOP/s product) and about 0.47 with it
 # (6,300-6,800 tokens/s against a 368-396 GFLOP/s best product); a fixed rate had told the first one 2.9 times too many
-# epochs. The middle is used: it errs by about 15 % either way, which matters only near FULL_SOFTMAX_FROM_EPOCHS.
+# epochs. The middle is used: it errs by about 15 % either way, which matters only near the lines above.
 TRAINING_SHARE = 0.55
 
 
@@ -109,22 +117,26 @@ def full_softmax_epochs(config: ModelConfig, vocab_size: int, train_tokens: int,
 
 def plan_network(config: ModelConfig, vocab_size: int, train_tokens: int, minutes: float | None,
                  matmul_rate: Callable[[], float], *, resizable: bool = True) -> ModelConfig:
-    """`config` as a time limit trains it, in two steps, each taken where fewer than FULL_SOFTMAX_FROM_EPOCHS epochs of
-    the network so far, with the full softmax, fit the limit: first its layers narrow to SHORT_BUDGET_WIDTH units
-    (unless not `resizable`: a resumed or fine-tuned model keeps the shape of its weights), then the narrower network
-    trains its sampled softmax. Only for a preset that samples under a limit, and a vocabulary large enough to gain
-    from it. `matmul_rate` measures the machine (FLOP/s); it is called only when the choice depends on it."""
+    """`config` as a time limit trains it, in two steps. Where fewer than FULL_WIDTH_FROM_EPOCHS epochs of the
+    preset's network, with the full softmax, fit the limit, its layers narrow to SHORT_BUDGET_WIDTH units (unless not
+    `resizable`: a resumed or fine-tuned model keeps the shape of its weights). Then, where fewer than
+    SWITCHED_SOFTMAX_UNTIL_EPOCHS epochs of that network fit, it trains the sampled softmax for the first
+    SAMPLED_SHARE of the limit and the full softmax after. Only for a preset that samples under a limit, and a
+    vocabulary large enough to gain from it. `matmul_rate` measures the machine (FLOP/s); it is called only when the
+    choice depends on it."""
     samples = config.sampled_softmax
     if not samples:
         return config
-    full = config.replace(sampled_softmax=0)
+    full = config.replace(sampled_softmax=0, sampled_share=1.0)
     if not minutes or not config.budget_schedule or vocab_size < SAMPLED_VOCABULARY_RATIO * samples:
         return full
     flops = matmul_rate()
 
-    def few_fit(network: ModelConfig) -> bool:
-        return full_softmax_epochs(network, vocab_size, train_tokens, minutes, flops) < FULL_SOFTMAX_FROM_EPOCHS
+    def fit(network: ModelConfig) -> float:
+        return full_softmax_epochs(network, vocab_size, train_tokens, minutes, flops)
 
-    if resizable and full.hidden_dim > SHORT_BUDGET_WIDTH and few_fit(full):
+    if resizable and full.hidden_dim > SHORT_BUDGET_WIDTH and fit(full) < FULL_WIDTH_FROM_EPOCHS:
         full = full.replace(hidden_dim=SHORT_BUDGET_WIDTH, embedding_dim=min(full.embedding_dim, SHORT_BUDGET_WIDTH))
-    return full.replace(sampled_softmax=samples) if few_fit(full) else full
+    if fit(full) < SWITCHED_SOFTMAX_UNTIL_EPOCHS:
+        return full.replace(sampled_softmax=samples, sampled_share=SAMPLED_SHARE)
+    return full

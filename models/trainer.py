@@ -139,10 +139,13 @@ class _Budget:
     batches: int  # per epoch
     first_epoch: int = 0  # epochs done before this run (a resume)
     steps: int = 0  # steps begun in this run
+    probe_step: int = 1  # the pace is measured from this step (the first one traces the graph)
     probe_started: float = 0.0
     learning_rate: float = 0.0  # the last step's
     epochs: float | None = None  # expected by the deadline, once measured
     dropout_scale: float | None = None
+    epoch_seconds: float = 0.0  # the last epoch's
+    switched_at: float | None = None  # the share of the limit at which the full softmax took over from the sampled
 
 
 def train_model(documents: Sequence[str], directory: Path, config: ModelConfig, *,
@@ -267,16 +270,21 @@ class Trainer:
         keras.utils.set_random_seed(config.seed)
         vocab = tokenizer.size
         proposal = np.bincount(train_stream, minlength=vocab) if config.sampled_softmax else None
-        self.model = network.build_network(config, vocab, batch_size=config.batch_size, proposal=proposal)
-        if weights is not None:
-            network.set_weights(self.model, weights)
-        self.optimizer = fitting.optimizer(config)
-        self.model.compile(optimizer=self.optimizer, loss=fitting.loss())
+        self.sampling = bool(config.sampled_softmax)  # the training network's output layer is the sampled one
+        self._build_training(network.build_network(config, vocab, batch_size=config.batch_size, proposal=proposal),
+                             weights)
         self.valid = make_windows(valid_stream, batch=self._eval_batch(valid_stream), window=config.window)
         self.eval_model = network.build_network(config, vocab, batch_size=self.valid.batch)
         self.eval_model.compile(loss=fitting.loss(), weighted_metrics=[fitting.TokenNLL()])  # sees sample_weight
         self.parameters = parameter_count(config, vocab)
         self.budget: _Budget | None = None
+
+    def _build_training(self, model: Any, weights: dict[str, np.ndarray] | None) -> None:
+        self.model = model
+        if weights is not None:
+            self.network.set_weights(model, weights)
+        self.optimizer = self.fitting.optimizer(self.config)
+        model.compile(optimizer=self.optimizer, loss=self.fitting.loss())
 
     def _eval_batch(self, stream: np.ndarray) -> int:
         """Fewer parallel rows for a small validation set, so no row is mostly padding."""
@@ -298,6 +306,8 @@ class Trainer:
                                first_epoch=progress.epoch + 1)
         reason = f"reached {c.epochs} epochs"
         while progress.epoch < c.epochs:
+            if self._full_softmax_due():
+                self._to_full_softmax()
             result = self._epoch(progress, deadline)
             improved = result.valid_loss < progress.best_loss
             self._record(progress, result, improved)
@@ -327,7 +337,7 @@ class Trainer:
         before = self._budget_step if self.budget is not None else None
         watcher = self.fitting.BatchWatcher(self.reporter.on_batch, epoch, train.batches, deadline, clock=self.clock,
                                             before=before)
-        if c.sampled_softmax:  # the targets go in; the target's logit comes out first
+        if self.sampling:  # the targets go in; the target's logit comes out first
             x, y = {"ids": train.inputs, "targets": train.targets}, np.zeros_like(train.targets)
         else:
             x, y = train.inputs, train.targets
@@ -336,42 +346,71 @@ class Trainer:
                                  callbacks=[watcher])
         seconds = self.clock() - t0
         if self.budget is not None:
-            lr = self.budget.learning_rate
+            lr, self.budget.epoch_seconds = self.budget.learning_rate, seconds
         positions = watcher.batches_done * c.batch_size * c.window
         return EpochResult(epoch=epoch, train_loss=float(history.history["loss"][-1]),
                            valid_loss=self.evaluate(), learning_rate=lr, seconds=seconds,
                            tokens_per_second=positions / max(seconds, 1e-9), partial=watcher.timed_out,
-                           sampled=bool(c.sampled_softmax))
+                           sampled=self.sampling)
 
     def _budget_step(self) -> None:
         """Before each step under a time limit: the scheduled learning rate, and once the pace is known, dropout."""
         b = self.budget
         assert b is not None
         now = self.clock()
-        if b.steps == 1:
-            b.probe_started = now  # the first step includes tracing the graph
-        elif b.dropout_scale is None and b.steps >= min(budget.PROBE_BATCHES + 1, max(2, b.batches)):
-            pace = (now - b.probe_started) / (b.steps - 1)
+        if b.steps == b.probe_step:
+            b.probe_started = now
+        elif b.dropout_scale is None and b.steps >= b.probe_step + min(budget.PROBE_BATCHES, max(1, b.batches - 1)):
+            pace = (now - b.probe_started) / (b.steps - b.probe_step)
             done = b.first_epoch + b.steps / b.batches
+            left = b.schedule.seconds - (now - b.started)
+            if self.sampling and self.config.sampled_share < 1:  # the full softmax's share runs slower
+                full = b.schedule.seconds * (1 - self.config.sampled_share)
+                left = max(0.0, left - full) + full / budget.SAMPLED_SPEEDUP
             b.epochs = min(float(self.config.epochs),  # the epoch limit may come first
-                           budget.epochs_that_fit(b.schedule.seconds - (now - b.started), pace, b.batches, done))
+                           budget.epochs_that_fit(left, pace, b.batches, done))
             b.dropout_scale = budget.dropout_scale(b.epochs)
             self.network.set_dropout(self.model, b.dropout_scale, self.config)
         b.learning_rate = b.schedule.rate(now - b.started, b.steps)
         self.optimizer.learning_rate.assign(b.learning_rate)
         b.steps += 1
 
+    def _full_softmax_due(self) -> bool:
+        """Whether the next epoch trains the full softmax where the sampled one trained so far: the epoch whose
+        middle is nearest the sampled share's end (`sampled_share`) and those after it."""
+        b = self.budget
+        if not self.sampling or b is None or self.config.sampled_share >= 1 or not b.epoch_seconds:
+            return False
+        middle = self.clock() - b.started + b.epoch_seconds / 2  # of the next epoch, at the last one's pace
+        return middle >= self.config.sampled_share * b.schedule.seconds
+
+    def _to_full_softmax(self) -> None:
+        """Go on training the same weights against the full softmax; the pace, and with it the epochs expected and
+        dropout, is measured again."""
+        b = self.budget
+        assert b is not None
+        weights = self.network.get_weights(self.model)
+        self.sampling = False
+        self._build_training(self.network.build_network(self.config.replace(sampled_softmax=0),
+                                                        self.tokenizer.size, batch_size=self.config.batch_size),
+                             weights)
+        self.network.set_dropout(self.model, b.dropout_scale or 0.0, self.config)
+        b.switched_at = round((self.clock() - b.started) / b.schedule.seconds, 3)
+        b.probe_step, b.dropout_scale = b.steps + 1, None  # the new network's first step traces its graph
+
     def budget_plan(self) -> dict[str, float] | None:
         """What the time limit made of the run: minutes, epochs expected at the measured pace, dropout's share, the
-        units per layer and the sampled words per step (0: the full softmax)."""
+        units per layer, the sampled words per step (0: the full softmax) and, where the full softmax took over from
+        the sampled one, the share of the limit at which it did (`full_softmax_from`)."""
         b = self.budget
         if b is None:
             return None
         plan = {"minutes": round(b.schedule.seconds / 60, 2), "learning_rate": b.schedule.start}
         if b.epochs is not None:
             plan |= {"epochs_expected": round(b.epochs, 2), "dropout_scale": round(b.dropout_scale or 0.0, 3)}
-        # the network the limit trained: where few epochs fit, fewer units and a sampled softmax (budget.plan_network)
-        return plan | {"hidden_dim": self.config.hidden_dim, "sampled_softmax": self.config.sampled_softmax}
+        # the network the limit trained: where few epochs fit, fewer units and a sampled softmax first (plan_network)
+        plan |= {"hidden_dim": self.config.hidden_dim, "sampled_softmax": self.config.sampled_softmax}
+        return plan if b.switched_at is None else plan | {"full_softmax_from": b.switched_at}
 
     def _learning_rate(self, progress: _Progress, epoch: int) -> float:
         c = self.config

@@ -47,9 +47,9 @@ def train(
     max_minutes: Annotated[Optional[float], typer.Option(
         "--max-minutes", min=0.01,
         help="Train for this long and plan for it: the learning rate falls to zero at the limit (or at the epoch "
-             "limit, if sooner), dropout is scaled to the epochs that fit, medium narrows its layers and samples its "
-             "softmax where few epochs fit, and the best epoch is kept. Without it, the preset's own schedule runs "
-             "to its epoch limit.")] = None,
+             "limit, if sooner), dropout is scaled to the epochs that fit, medium narrows its layers and samples "
+             "its softmax for the first half where few epochs fit, and the best epoch is kept. Without it, the "
+             "preset's own schedule runs to its epoch limit.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue training an existing model, with its own "
                                          "settings, on its corpus (documents added since are welcome).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing model of that name.")] = False,
@@ -94,14 +94,26 @@ def train(
                 f"dropout was {plan['dropout_scale']:.0%} of the preset's and the learning rate fell from "
                 f"{plan['learning_rate']:g} to zero at the limit.", markup=False)
         preset_units = PRESETS[summary.preset].hidden_dim if summary.preset in PRESETS else None
-        narrowed = plan is not None and preset_units is not None and plan.get("hidden_dim", preset_units) < preset_units
-        if plan and (narrowed or plan.get("sampled_softmax")):
-            sampled = plan.get("sampled_softmax")
-            output.console.print(
-                f"So few epochs fit that it trained {plan['hidden_dim']} units per layer"
-                + (f" (the preset has {preset_units})" if narrowed else "")
-                + (f" against {sampled:,} sampled words per step (evaluation and sampling use the whole vocabulary)"
-                   if sampled else "") + ".", markup=False)
+        note = plan and network_note(plan, preset_units)
+        if note:
+            output.console.print(note, markup=False)
+
+
+def network_note(plan: dict[str, float], preset_units: int | None) -> str | None:
+    """What a time limit made of the network (`Trainer.budget_plan`), where it changed it: fewer units than the
+    preset's, a sampled softmax, and when the full one took over."""
+    narrowed = preset_units is not None and plan.get("hidden_dim", preset_units) < preset_units
+    sampled = plan.get("sampled_softmax")
+    if not (narrowed or sampled):
+        return None
+    note = f"So few epochs fit that it trained {plan['hidden_dim']} units per layer"
+    note += f" (the preset has {preset_units})" if narrowed else ""
+    if sampled:
+        note += f" against {sampled:,} sampled words per step"
+        switched = plan.get("full_softmax_from")
+        note += f" for the first {switched:.0%} of the time and the whole vocabulary after" if switched else ""
+        note += " (evaluation and sampling use the whole vocabulary)"
+    return note + "."
 
 
 @model_app.command("list")

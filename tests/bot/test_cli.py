@@ -202,6 +202,23 @@ def test_train_to_a_time_limit_plans_for_it_and_says_so(bot) -> None:  # type: i
     assert history[1]["learning_rate"] < 0.01 / 100  # the last step of the last epoch: nearly zero
 
 
+def test_train_says_what_a_short_limit_made_of_the_network() -> None:
+    from bot.cli.model import network_note
+
+    plan = {"minutes": 10.0, "learning_rate": 20.0, "hidden_dim": 200, "sampled_softmax": 1024}
+    assert network_note(plan | {"full_softmax_from": 0.56}, 300) == (
+        "So few epochs fit that it trained 200 units per layer (the preset has 300) against 1,024 sampled words per "
+        "step for the first 56% of the time and the whole vocabulary after (evaluation and sampling use the whole "
+        "vocabulary).")
+    assert network_note(plan, 300) == (  # the epoch limit came before the full softmax's share
+        "So few epochs fit that it trained 200 units per layer (the preset has 300) against 1,024 sampled words per "
+        "step (evaluation and sampling use the whole vocabulary).")
+    assert network_note(plan | {"sampled_softmax": 0}, 300) == (
+        "So few epochs fit that it trained 200 units per layer (the preset has 300).")
+    assert network_note(plan | {"hidden_dim": 300, "sampled_softmax": 0}, 300) is None
+    assert network_note(plan | {"hidden_dim": 32, "sampled_softmax": 0}, None) is None  # a model of its own shape
+
+
 def test_train_picks_a_preset_by_the_corpus_size_and_the_time_limit(bot) -> None:  # type: ignore[no-untyped-def]
     from bot.training import choose_preset
     from models.budget import MEDIUM_FROM_WORDS

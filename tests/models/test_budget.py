@@ -157,6 +157,52 @@ def test_a_model_trained_against_sampled_words_is_scored_by_the_full_softmax(tmp
     assert math.isfinite(summary.epochs[-1].train_loss)
 
 
+def test_the_full_softmax_takes_over_from_the_sampled_one_at_its_share_of_the_limit(tmp_path, monkeypatch):
+    config = preset("tiny").replace(sampled_softmax=8, sampled_share=0.5, optimizer="sgd", learning_rate=0.5,
+                                    dropout=0.4, epochs=1000, window=8, batch_size=4)
+    tokenizer, train, valid = streams(config)
+    batches = make_windows(train, batch=4, window=8, pad=False).batches
+    limit_steps = 4 * batches + batches // 3  # seconds of the fake clock: the share ends at 2.17 epochs
+    clock = StepClock()
+    reporter = Steps(clock)
+    trainer = Trainer(config, tokenizer, train, valid, tmp_path / "m", reporter=reporter, clock=clock)
+    reporter.trainer = trainer
+    handed_over = []
+    switch = trainer._to_full_softmax
+
+    def spy() -> None:  # the weights the sampled network trained, and those the full one starts from
+        before = trainer.network.get_weights(trainer.model)
+        switch()
+        handed_over.append((before, trainer.network.get_weights(trainer.model)))
+
+    monkeypatch.setattr(trainer, "_to_full_softmax", spy)
+    summary = trainer.run(max_minutes=limit_steps / 60)
+
+    assert [e.sampled for e in summary.epochs] == [True, True, False, False, False]  # the boundary nearest 2.17
+    (before, after), = handed_over
+    assert before.keys() == after.keys()
+    for name in before:
+        np.testing.assert_array_equal(before[name], after[name])
+    assert trainer.model.output.shape[-1] == tokenizer.size  # it trains the full softmax now
+    # one schedule across both: linear to zero at the deadline
+    expected = [0.5 * (1 - step / limit_steps) for step in range(limit_steps)]
+    np.testing.assert_allclose(reporter.rates, expected, rtol=1e-5)
+    plan = summary.budget
+    assert plan["full_softmax_from"] == pytest.approx(2 * batches / limit_steps, abs=1e-3)
+    assert plan["sampled_softmax"] == 8
+    # dropout was measured again on the full softmax's pace: the same fake second per step, so the whole run's
+    assert plan["epochs_expected"] == pytest.approx(limit_steps / batches, rel=0.05)
+    rate = float(ops.convert_to_numpy(trainer.model.get_layer("dropout_0").rate))
+    assert rate == pytest.approx(0.4 * plan["dropout_scale"], abs=0.4e-3)
+    assert summary.epochs[-1].valid_loss < summary.epochs[0].valid_loss
+
+
+def test_sampled_share_must_be_a_share():
+    for share in (0.0, 1.5):
+        with pytest.raises(ModelError, match="sampled_share"):
+            ModelConfig(sampled_share=share)
+
+
 def test_sampled_softmax_must_not_be_negative():
     with pytest.raises(ModelError, match="sampled_softmax"):
         ModelConfig(sampled_softmax=-1)
@@ -169,44 +215,50 @@ def never() -> float:
     raise AssertionError("the machine was measured where the choice does not depend on it")
 
 
-def test_a_limit_that_fits_few_epochs_narrows_the_network_then_samples_its_softmax():
+def test_a_limit_that_fits_few_epochs_narrows_the_network_and_samples_its_softmax_for_a_share_of_it():
     config = preset("medium")  # samples 1,024 words; 2 x 300 units, tied 300-wide embeddings
     tokens, vocab = 929_589, 10_002  # Penn Treebank
     full = config.replace(sampled_softmax=0)
     narrow = full.replace(hidden_dim=200, embedding_dim=200)
-    line = budget.FULL_SOFTMAX_FROM_EPOCHS
+    line, switched = budget.FULL_WIDTH_FROM_EPOCHS, budget.SWITCHED_SOFTMAX_UNTIL_EPOCHS
     flops = line * flops_per_token(full, vocab) * tokens / 600 / budget.TRAINING_SHARE  # `line` epochs in 10 minutes
-    ratio = flops_per_token(full, vocab) / flops_per_token(narrow, vocab)  # the narrow network's epochs per wide one's
+
+    def sampled_first(network: ModelConfig) -> ModelConfig:
+        return network.replace(sampled_softmax=1024, sampled_share=budget.SAMPLED_SHARE)
 
     assert budget.full_softmax_epochs(full, vocab, tokens, 10, flops) == pytest.approx(line)
-    assert budget.plan_network(config, vocab, tokens, 10.5, lambda: flops) == full  # the preset's network
-    assert budget.plan_network(config, vocab, tokens, 9.5, lambda: flops) == narrow  # narrower, as fits 3+ epochs
-    # a limit that fits fewer than `line` epochs of the narrow network too samples it
-    sampled = narrow.replace(sampled_softmax=1024)
-    assert budget.plan_network(config, vocab, tokens, 9.5 / ratio, lambda: flops) == sampled
+    assert budget.plan_network(config, vocab, tokens, 10.5, lambda: flops) == sampled_first(full)  # 300 wide
+    assert budget.plan_network(config, vocab, tokens, 9.5, lambda: flops) == sampled_first(narrow)
+    # where as many epochs fit as SWITCHED_SOFTMAX_UNTIL_EPOCHS, the preset's network and the full softmax throughout
+    at_switch_line = 10 * switched / line
+    assert budget.plan_network(config, vocab, tokens, at_switch_line * 1.01, lambda: flops) == full
+    assert budget.plan_network(config, vocab, tokens, at_switch_line * 0.99, lambda: flops) == sampled_first(full)
     # the same limit on a machine three times slower fits a third of the epochs
-    assert budget.plan_network(config, vocab, tokens, 10, lambda: flops / 3).sampled_softmax == 1024
-    # a network whose weights exist already (resumed, fine-tuned) samples at its own size
-    assert budget.plan_network(config, vocab, tokens, 9.5, lambda: flops, resizable=False) == config
+    assert budget.plan_network(config, vocab, tokens, 20, lambda: flops / 3) == sampled_first(narrow)
+    # a network whose weights exist already (resumed, fine-tuned) keeps its size
+    assert budget.plan_network(config, vocab, tokens, 9.5, lambda: flops, resizable=False) == sampled_first(full)
     # a network no wider than the short-budget width keeps its size, even where it samples
     small = config.replace(hidden_dim=128, embedding_dim=64, tied=False)
-    assert budget.plan_network(small, vocab, tokens, 9.5, lambda: flops / 100) == small
+    assert budget.plan_network(small, vocab, tokens, 9.5, lambda: flops / 100) == sampled_first(small)
 
 
-@pytest.mark.parametrize("gflops, minutes, units, sampled", [
-    (380, 5, 200, 0),  # the AVX-512 machine at 5 minutes (2.5 epochs of 300 wide; 4.3 of 200 wide): not measured;
-    # 300 wide, sampled 122.4 against the full softmax's 130.8
-    (380, 30, 300, 0),  # ... at 30 minutes (15.2 epochs)
-    (180, 5, 200, 1024),  # the same kind of machine on a slower day (1.2 epochs): 142.2 against 300 wide sampled 143.6
-    (180, 10, 200, 0),  # ... at 10 minutes (2.4; 4.0 of 200 wide): 115.2 against 300 wide sampled 120.1
-    (100.8, 30, 300, 0),  # the AVX2 machine at 30 minutes (4.0 epochs): full 108.1 against sampled 110.8
-    (86.3, 60, 300, 0),  # ... at 60 minutes (6.9 epochs): full 94.6 against sampled 105.9
+@pytest.mark.parametrize("gflops, minutes, units, sampled_share", [
+    (380, 5, 200, 0.5),  # the AVX-512 machine at 5 minutes (2.5 epochs of 300 wide; 4.3 of 200 wide): not measured
+    (380, 30, 300, None),  # ... at 30 minutes (15.2 epochs): full, not measured against the switch
+    # the same kind of machine on a slower day, the rates its probes read in these runs:
+    (198.6, 2, 200, 0.5),  # 0.5 epochs (0.9 of 200 wide): 166.5 against 169.9 sampled throughout
+    (200.8, 5, 200, 0.5),  # 1.3 (2.3): 124.0 against 142.2 sampled throughout
+    (201.2, 10, 200, 0.5),  # 2.7 (4.5): 110.4 against 115.2 with the full softmax
+    (179.6, 30, 300, 0.5),  # 7.2: 96.0 against 98.0 with the full softmax
+    (100.8, 30, 300, 0.5),  # the AVX2 machine at 30 minutes (4.0 epochs): full 108.1 against sampled 110.8
+    (86.3, 60, 300, 0.5),  # ... at 60 minutes (6.9 epochs): full 94.6 against sampled 105.9
 ])
-def test_the_network_chosen_for_the_measured_machines(gflops, minutes, units, sampled):
+def test_the_network_chosen_for_the_measured_machines(gflops, minutes, units, sampled_share):
     # The choices measured on Penn Treebank (bench/RESULTS.md), at the rates the probes read in those runs (near the
     # AVX-512 machine's best matrix product where its probe was not taken).
     config = budget.plan_network(preset("medium"), 10_002, 929_589, minutes, lambda: gflops * 1e9)
-    assert (config.hidden_dim, config.sampled_softmax) == (units, sampled)
+    assert config.hidden_dim == units
+    assert (config.sampled_share if config.sampled_softmax else None) == sampled_share
 
 
 def test_a_short_limit_narrows_a_new_network_but_not_one_whose_weights_fix_its_shape(tmp_path, monkeypatch):
@@ -220,6 +272,7 @@ def test_a_short_limit_narrows_a_new_network_but_not_one_whose_weights_fix_its_s
     fresh = trainer.train_model(texts, tmp_path / "fresh", wide, max_minutes=5)
     assert (load_model(tmp_path / "fresh").config.hidden_dim, fresh.budget["hidden_dim"]) == (200, 200)
     assert fresh.budget["sampled_softmax"] == 4
+    assert load_model(tmp_path / "fresh").config.sampled_share == budget.SAMPLED_SHARE  # then the full softmax
 
     trainer.train_model(texts, tmp_path / "kept", wide)  # no limit: the full softmax, 208 wide
     resumed = trainer.train_model(texts, tmp_path / "kept", wide.replace(epochs=2), resume=True, max_minutes=5)
