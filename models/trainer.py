@@ -365,8 +365,8 @@ class Trainer:
             done = b.first_epoch + b.steps / b.batches
             left = b.schedule.seconds - (now - b.started)
             if self.sampling and self.config.sampled_share < 1:  # the full softmax's share runs slower
-                full = b.schedule.seconds * (1 - self.config.sampled_share)
-                left = max(0.0, left - full) + full / budget.SAMPLED_SPEEDUP
+                full_seconds = b.schedule.seconds * (1 - self.config.sampled_share)
+                left = max(0.0, left - full_seconds) + full_seconds / budget.SAMPLED_SPEEDUP
             b.epochs = min(float(self.config.epochs),  # the epoch limit may come first
                            budget.epochs_that_fit(left, pace, b.batches, done))
             b.dropout_scale = budget.dropout_scale(b.epochs)

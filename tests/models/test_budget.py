@@ -167,11 +167,12 @@ def test_the_full_softmax_takes_over_from_the_sampled_one_at_its_share_of_the_li
     reporter = Steps(clock)
     trainer = Trainer(config, tokenizer, train, valid, tmp_path / "m", reporter=reporter, clock=clock)
     reporter.trainer = trainer
-    handed_over = []
+    handed_over, expected_before = [], []  # at the switch
     switch = trainer._to_full_softmax
 
     def spy() -> None:  # the weights the sampled network trained, and those the full one starts from
         before = trainer.network.get_weights(trainer.model)
+        expected_before.append(trainer.budget.epochs)
         switch()
         handed_over.append((before, trainer.network.get_weights(trainer.model)))
 
@@ -190,6 +191,8 @@ def test_the_full_softmax_takes_over_from_the_sampled_one_at_its_share_of_the_li
     plan = summary.budget
     assert plan["full_softmax_from"] == pytest.approx(2 * batches / limit_steps, abs=1e-3)
     assert plan["sampled_softmax"] == 8
+    # before the switch, the full softmax's half was expected to run SAMPLED_SPEEDUP times slower
+    assert expected_before == [pytest.approx(limit_steps * (0.5 + 0.5 / budget.SAMPLED_SPEEDUP) / batches, rel=1e-3)]
     # dropout was measured again on the full softmax's pace: the same fake second per step, so the whole run's
     assert plan["epochs_expected"] == pytest.approx(limit_steps / batches, rel=0.05)
     rate = float(ops.convert_to_numpy(trainer.model.get_layer("dropout_0").rate))
