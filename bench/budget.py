@@ -347,12 +347,17 @@ def plot(args: argparse.Namespace) -> None:
     colours = {name: f"C{i}" for i, name in enumerate((*CONTENDERS, FULL))}  # one colour per contender in every panel
     for name in dict.fromkeys(name for result in results for name in result["curve"]):
         colours.setdefault(name, f"C{len(colours)}")
-    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.5), squeeze=False)
-    for ax, result in zip(axes[0], results):
+    columns = min(3, len(results))
+    rows = math.ceil(len(results) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(6 * columns, 4.5 * rows), squeeze=False)
+    for ax in axes.flat[len(results):]:
+        ax.set_visible(False)
+    for ax, result in zip(axes.flat, results):
+        labels = {"medium": "medium (before)", **result.get("labels", {})}  # a file may say which code a curve was
         for name, curve in result["curve"].items():
             marks = sorted(curve, key=float)
             ax.plot([float(m) for m in marks], [curve[m] for m in marks], marker="o", color=colours.get(name),
-                    linewidth=2.5 if name == "auto" else 1.5, label="medium (before)" if name == "medium" else name)
+                    linewidth=2.5 if name == "auto" else 1.5, label=labels.get(name, name))
         ax.set_xscale("log")
         ax.minorticks_off()
         ax.set_xticks([float(m) for m in result["minutes"]], [f"{m:g}" for m in result["minutes"]])

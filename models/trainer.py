@@ -144,6 +144,7 @@ class _Budget:
     learning_rate: float = 0.0  # the last step's
     epochs: float | None = None  # expected by the deadline, once measured
     dropout_scale: float | None = None
+    probing: bool = True  # the pace is being measured (at the start, and again after the switch to the full softmax)
     epoch_seconds: float = 0.0  # the last epoch's
     switched_at: float | None = None  # the share of the limit at which the full softmax took over from the sampled
 
@@ -360,7 +361,7 @@ class Trainer:
         now = self.clock()
         if b.steps == b.probe_step:
             b.probe_started = now
-        elif b.dropout_scale is None and b.steps >= b.probe_step + min(budget.PROBE_BATCHES, max(1, b.batches - 1)):
+        elif b.probing and b.steps >= b.probe_step + min(budget.PROBE_BATCHES, max(1, b.batches - 1)):
             pace = (now - b.probe_started) / (b.steps - b.probe_step)
             done = b.first_epoch + b.steps / b.batches
             left = b.schedule.seconds - (now - b.started)
@@ -369,7 +370,7 @@ class Trainer:
                 left = max(0.0, left - full_seconds) + full_seconds / budget.SAMPLED_SPEEDUP
             b.epochs = min(float(self.config.epochs),  # the epoch limit may come first
                            budget.epochs_that_fit(left, pace, b.batches, done))
-            b.dropout_scale = budget.dropout_scale(b.epochs)
+            b.dropout_scale, b.probing = budget.dropout_scale(b.epochs), False
             self.network.set_dropout(self.model, b.dropout_scale, self.config)
         b.learning_rate = b.schedule.rate(now - b.started, b.steps)
         self.optimizer.learning_rate.assign(b.learning_rate)
@@ -396,7 +397,8 @@ class Trainer:
                              weights)
         self.network.set_dropout(self.model, b.dropout_scale or 0.0, self.config)
         b.switched_at = round((self.clock() - b.started) / b.schedule.seconds, 3)
-        b.probe_step, b.dropout_scale = b.steps + 1, None  # the new network's first step traces its graph
+        # the new network's first step traces its graph; until its pace is measured, the sampled one's dropout holds
+        b.probe_step, b.probing = b.steps + 1, True
 
     def budget_plan(self) -> dict[str, float] | None:
         """What the time limit made of the run: minutes, epochs expected at the measured pace, dropout's share, the

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-
 TITLES = Path(__file__).resolve().parents[2] / "bot" / "data" / "hacker_news_2000.txt"
 
 
 def test_help_answers_without_loading_a_backend_or_the_database() -> None:
-    code = ("import sys\nfrom bot.cli import app\ntry:\n    app(['--help'], prog_name='bot')\nexcept SystemExit:\n    pass\n"
+    code = ("import sys\nfrom bot.cli import app\n"
+            "try:\n    app(['--help'], prog_name='bot')\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in ('keras', 'tensorflow', 'numpy', 'sqlalchemy', 'pydantic') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "Usage: bot [OPTIONS] COMMAND [ARGS]..." in result.stdout
@@ -147,7 +147,8 @@ def test_train_generate_and_review(bot, tmp_path: Path) -> None:  # type: ignore
 
     ids = generated["enqueued"]
     queued = bot("queue", "list", "--bot", "hn", "--status", "pending", "--json").json
-    assert [c["id"] for c in queued] == ids and [c["text"] for c in queued] == [a["text"] for a in generated["accepted"]]
+    assert [c["id"] for c in queued] == ids
+    assert [c["text"] for c in queued] == [a["text"] for a in generated["accepted"]]
     assert bot("queue", "approve", str(ids[0])).out == f"Approved candidate {ids[0]}.\n"
     if len(ids) > 1:
         assert bot("queue", "reject", str(ids[1]), "--reason", "dull").out == f"Rejected candidate {ids[1]}.\n"

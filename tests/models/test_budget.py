@@ -29,6 +29,11 @@ def streams(config: ModelConfig) -> tuple[Tokenizer, np.ndarray, np.ndarray]:
     return tokenizer, tokenizer.encode_corpus(texts[:270]), tokenizer.encode_corpus(texts[270:])
 
 
+def dropout_rate(trainer: Trainer) -> float:
+    """The first dropout layer's rate in the network training now."""
+    return float(ops.convert_to_numpy(trainer.model.get_layer("dropout_0").rate))
+
+
 class StepClock:
     """Fake time: one second per training step, as counted by the reporter; nothing else moves it."""
 
@@ -103,8 +108,7 @@ def test_the_learning_rate_reaches_zero_at_the_deadline(tmp_path):
     assert plan["minutes"] == 1.5 and plan["learning_rate"] == 0.5
     assert plan["epochs_expected"] == pytest.approx(limit_steps / batches, rel=0.05)
     assert plan["dropout_scale"] == pytest.approx(budget.dropout_scale(plan["epochs_expected"]), abs=1e-3)
-    rate = float(ops.convert_to_numpy(trainer.model.get_layer("dropout_0").rate))
-    assert rate == pytest.approx(0.4 * plan["dropout_scale"], abs=0.4e-3)  # the plan rounds to 3 places
+    assert dropout_rate(trainer) == pytest.approx(0.4 * plan["dropout_scale"], abs=0.4e-3)  # the plan rounds to 3
 
 
 def test_without_a_time_limit_or_with_the_classic_recipe_the_schedule_is_the_presets(tmp_path):
@@ -167,14 +171,16 @@ def test_the_full_softmax_takes_over_from_the_sampled_one_at_its_share_of_the_li
     reporter = Steps(clock)
     trainer = Trainer(config, tokenizer, train, valid, tmp_path / "m", reporter=reporter, clock=clock)
     reporter.trainer = trainer
-    handed_over, expected_before = [], []  # at the switch
+    handed_over, expected_before, dropout_across = [], [], []  # at the switch
     switch = trainer._to_full_softmax
 
     def spy() -> None:  # the weights the sampled network trained, and those the full one starts from
         before = trainer.network.get_weights(trainer.model)
         expected_before.append(trainer.budget.epochs)
+        scale = trainer.budget_plan()["dropout_scale"]
         switch()
         handed_over.append((before, trainer.network.get_weights(trainer.model)))
+        dropout_across.append((scale, trainer.budget_plan()["dropout_scale"], dropout_rate(trainer)))
 
     monkeypatch.setattr(trainer, "_to_full_softmax", spy)
     summary = trainer.run(max_minutes=limit_steps / 60)
@@ -193,10 +199,13 @@ def test_the_full_softmax_takes_over_from_the_sampled_one_at_its_share_of_the_li
     assert plan["sampled_softmax"] == 8
     # before the switch, the full softmax's half was expected to run SAMPLED_SPEEDUP times slower
     assert expected_before == [pytest.approx(limit_steps * (0.5 + 0.5 / budget.SAMPLED_SPEEDUP) / batches, rel=1e-3)]
+    # until the full softmax's pace is measured, the new network trains, and the plan reports, the sampled one's dropout
+    (scale_before, scale_after, rate_after), = dropout_across
+    assert scale_before == pytest.approx(budget.dropout_scale(expected_before[0]), abs=1e-3) and scale_before > 0
+    assert scale_after == scale_before and rate_after == pytest.approx(0.4 * scale_before, abs=0.4e-3)
     # dropout was measured again on the full softmax's pace: the same fake second per step, so the whole run's
     assert plan["epochs_expected"] == pytest.approx(limit_steps / batches, rel=0.05)
-    rate = float(ops.convert_to_numpy(trainer.model.get_layer("dropout_0").rate))
-    assert rate == pytest.approx(0.4 * plan["dropout_scale"], abs=0.4e-3)
+    assert dropout_rate(trainer) == pytest.approx(0.4 * plan["dropout_scale"], abs=0.4e-3)
     assert summary.epochs[-1].valid_loss < summary.epochs[0].valid_loss
 
 
