@@ -23,7 +23,9 @@ is also scored on the test text, with its best epoch's weights.
 A file of results holds one machine's: `--json` adds contenders and limits to an earlier run's file, and refuses a
 file measured on another machine (the figures would not compare). Machines of one name and vector width have run
 at half each other's speed on different days, so the file also records the matrix-product rate measured when it
-was made, and a run whose rate differs from it by more than SPEED_SPREAD times is refused too.
+was made, and a run whose rate differs from it by more than SPEED_SPREAD times is refused too. A file's optional
+`labels` (contender -> text) names its curves in the plot, where a curve is of code older than the contender's name
+says.
 
     python bench/budget.py ptb --data ../shared/data/ptb --minutes 2 5 10 --json bench/results/budget-ptb.json
     python bench/budget.py titles --file bot/data/hacker_news_2000.txt --minutes 1 2 6 \\
