@@ -306,7 +306,11 @@ class Trainer:
                                valid_tokens=self.valid.tokens, parameters=self.parameters,
                                first_epoch=progress.epoch + 1)
         reason = f"reached {c.epochs} epochs"
+        at_limit = f"reached the {max_minutes:g}-minute limit" if max_minutes else reason
         while progress.epoch < c.epochs:
+            if deadline is not None and self.clock() >= deadline:  # the last epoch's validation took it past the limit
+                reason = at_limit
+                break
             if self._full_softmax_due():
                 self._to_full_softmax()
             result = self._epoch(progress, deadline)
@@ -316,7 +320,7 @@ class Trainer:
             if c.sample_every and result.epoch % c.sample_every == 0:
                 self.reporter.on_samples(result.epoch, self.samples())
             if result.partial:
-                reason = f"reached the {max_minutes:g}-minute limit"
+                reason = at_limit
                 break
             if c.patience and progress.bad_epochs >= c.patience and self.budget is None:
                 reason = f"no better validation loss for {c.patience} epochs"

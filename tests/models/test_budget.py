@@ -209,6 +209,31 @@ def test_the_full_softmax_takes_over_from_the_sampled_one_at_its_share_of_the_li
     assert summary.epochs[-1].valid_loss < summary.epochs[0].valid_loss
 
 
+def test_a_validation_that_ends_past_the_limit_ends_the_run_there(tmp_path, monkeypatch):
+    # one epoch takes most of the limit and its validation the rest: no switch, no further epoch after the deadline
+    config = preset("tiny").replace(sampled_softmax=8, sampled_share=0.5, optimizer="sgd", learning_rate=0.5,
+                                    epochs=1000, window=8, batch_size=4)
+    tokenizer, train, valid = streams(config)
+    batches = make_windows(train, batch=4, window=8, pad=False).batches
+    clock = StepClock()
+    reporter = Steps(clock)
+    trainer = Trainer(config, tokenizer, train, valid, tmp_path / "m", reporter=reporter, clock=clock)
+    reporter.trainer = trainer
+    evaluate = trainer.evaluate
+
+    def slow_evaluate(*args: object) -> float:
+        clock.now += batches  # as long as an epoch of training
+        return evaluate(*args)
+
+    monkeypatch.setattr(trainer, "evaluate", slow_evaluate)
+    summary = trainer.run(max_minutes=1.5 * batches / 60)
+
+    assert [(e.epoch, e.partial, e.sampled) for e in summary.epochs] == [(1, False, True)]
+    assert summary.stop_reason == f"reached the {1.5 * batches / 60:g}-minute limit"
+    assert "full_softmax_from" not in summary.budget and trainer.sampling
+    assert len(reporter.rates) == batches  # no step after the deadline
+
+
 def test_sampled_share_must_be_a_share():
     for share in (0.0, 1.5):
         with pytest.raises(ModelError, match="sampled_share"):
