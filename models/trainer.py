@@ -313,6 +313,9 @@ class Trainer:
                 break
             if self._full_softmax_due():
                 self._to_full_softmax()
+                if deadline is not None and self.clock() >= deadline:  # building the new network took the rest
+                    reason = at_limit
+                    break
             result = self._epoch(progress, deadline)
             improved = result.valid_loss < progress.best_loss
             self._record(progress, result, improved)

@@ -209,8 +209,10 @@ def test_the_full_softmax_takes_over_from_the_sampled_one_at_its_share_of_the_li
     assert summary.epochs[-1].valid_loss < summary.epochs[0].valid_loss
 
 
-def test_a_validation_that_ends_past_the_limit_ends_the_run_there(tmp_path, monkeypatch):
-    # one epoch takes most of the limit and its validation the rest: no switch, no further epoch after the deadline
+@pytest.mark.parametrize("past", ["validation", "switch"])
+def test_a_validation_or_switch_that_ends_past_the_limit_ends_the_run_there(tmp_path, monkeypatch, past):
+    # one epoch takes most of the limit, and its validation the rest, or all but a second of it and building the
+    # full-softmax network the rest: no further epoch, no step after the deadline
     config = preset("tiny").replace(sampled_softmax=8, sampled_share=0.5, optimizer="sgd", learning_rate=0.5,
                                     epochs=1000, window=8, batch_size=4)
     tokenizer, train, valid = streams(config)
@@ -219,19 +221,27 @@ def test_a_validation_that_ends_past_the_limit_ends_the_run_there(tmp_path, monk
     reporter = Steps(clock)
     trainer = Trainer(config, tokenizer, train, valid, tmp_path / "m", reporter=reporter, clock=clock)
     reporter.trainer = trainer
-    evaluate = trainer.evaluate
+    evaluate, switch = trainer.evaluate, trainer._to_full_softmax
 
     def slow_evaluate(*args: object) -> float:
-        clock.now += batches  # as long as an epoch of training
+        clock.now += batches if past == "validation" else batches / 2 - 1  # as long as an epoch, or a second short
         return evaluate(*args)
 
+    def slow_switch() -> None:
+        switch()
+        clock.now += 2
+
     monkeypatch.setattr(trainer, "evaluate", slow_evaluate)
+    monkeypatch.setattr(trainer, "_to_full_softmax", slow_switch)
     summary = trainer.run(max_minutes=1.5 * batches / 60)
 
     assert [(e.epoch, e.partial, e.sampled) for e in summary.epochs] == [(1, False, True)]
     assert summary.stop_reason == f"reached the {1.5 * batches / 60:g}-minute limit"
-    assert "full_softmax_from" not in summary.budget and trainer.sampling
     assert len(reporter.rates) == batches  # no step after the deadline
+    if past == "validation":
+        assert "full_softmax_from" not in summary.budget and trainer.sampling
+    else:
+        assert not trainer.sampling  # it did switch, a second before the limit
 
 
 def test_sampled_share_must_be_a_share():
