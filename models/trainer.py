@@ -307,15 +307,16 @@ class Trainer:
                                first_epoch=progress.epoch + 1)
         reason = f"reached {c.epochs} epochs"
         at_limit = f"reached the {max_minutes:g}-minute limit" if max_minutes else reason
+
+        def past_limit() -> bool:
+            return deadline is not None and self.clock() >= deadline
+
         while progress.epoch < c.epochs:
-            if deadline is not None and self.clock() >= deadline:  # the last epoch's validation took it past the limit
+            if not past_limit() and self._full_softmax_due():
+                self._to_full_softmax()
+            if past_limit():  # the last epoch's validation, or building the full-softmax network, took it past
                 reason = at_limit
                 break
-            if self._full_softmax_due():
-                self._to_full_softmax()
-                if deadline is not None and self.clock() >= deadline:  # building the new network took the rest
-                    reason = at_limit
-                    break
             result = self._epoch(progress, deadline)
             improved = result.valid_loss < progress.best_loss
             self._record(progress, result, improved)
