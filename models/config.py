@@ -154,9 +154,9 @@ PRESETS: dict[str, ModelConfig] = {
     # clipped to norm 0.25 x lr (lr 20 on the per-token mean loss), constant for 8 epochs and then x0.7 per epoch
     # (Zaremba et al.'s schedule, fitted to the ~20 epochs an hour gives on 2 CPU cores). Batch 20 beat 64 at equal
     # time (valid 215 vs 229 after ~3.5 minutes), because clipped SGD gains per update, not per token.
-    # Under a time limit that fits under ten epochs, its softmax is sampled over 1,024 words for the first half of the
-    # limit, then exact (models.budget): 1.7-2x the tokens/s while it samples; on PTB at 5 minutes, valid 124 against
-    # 142 sampled throughout.
+    # Under a time limit that fits under ten epochs, its softmax is sampled over 1,024 distinct words for the first
+    # half of the limit, then exact (models.budget): 1.7-2x the tokens/s while it samples; on PTB at 10 minutes, valid
+    # 104 against 109 sampled throughout.
     "medium": ModelConfig(embedding_dim=300, hidden_dim=300, layers=2, tied=True, dropout=0.4, embedding_dropout=0.1,
                           init_scale=0.1, window=35, batch_size=20, optimizer="sgd", learning_rate=20.0,
                           lr_decay=0.7, lr_decay_after=8, clip_norm=0.25, epochs=26, patience=4,

@@ -3,6 +3,7 @@ the epochs that fit, and a model trained against sampled words is scored exactly
 
 import math
 
+import keras
 import numpy as np
 import pytest
 from keras import ops
@@ -11,6 +12,7 @@ from models import budget
 from models.config import ModelConfig, flops_per_token, preset
 from models.data import make_windows
 from models.errors import ModelError
+from models.network import SampledSoftmax, inclusion
 from models.sampler import LSTMStepper
 from models.tokenizer import Tokenizer
 from models.trainer import Trainer
@@ -141,6 +143,70 @@ def numpy_nll(config: ModelConfig, weights: dict[str, np.ndarray], stream: np.nd
             log_z = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
             total += float(((log_z - logits[np.arange(batch), targets[k, :, t]]) * counted[k, :, t]).sum())
     return total / windows.tokens
+
+
+def zipf_counts(vocab: int) -> np.ndarray:
+    return np.round(1e5 / np.arange(1, vocab + 1))  # word counts as text has them
+
+
+def cross_entropy(logits: np.ndarray, target_logit: np.ndarray) -> np.ndarray:
+    top = logits.max(-1, keepdims=True)
+    return np.log(np.exp(logits - top).sum(-1)) + top[..., 0] - target_logit
+
+
+def sampled_layer(counts: np.ndarray, samples: int, hidden: int, *, embedding: keras.layers.Embedding | None = None,
+                  seed: int = 0) -> SampledSoftmax:
+    layer = SampledSoftmax(counts, samples, embedding=embedding, seed=seed)
+    layer.build([(None, None, hidden), (None, None)])
+    return layer
+
+
+def test_the_sampled_softmax_draws_distinct_words_each_as_often_as_its_correction_says():
+    counts, samples = zipf_counts(400), 40
+    layer = sampled_layer(counts, samples, hidden=4)
+    # with a zero kernel and a bias of 1,000 x the word's id, each sampled logit names its word
+    layer.kernel.assign(np.zeros((4, 400), "float32"))
+    layer.bias.assign(1000.0 * np.arange(400, dtype="float32"))
+    x, targets = np.zeros((1, 1, 4), "float32"), np.full((1, 1), 7, "int32")
+    drawn = np.zeros(400)
+    calls = 600
+    for _ in range(calls):
+        logits = ops.convert_to_numpy(layer([x, targets]))[0, 0, 1:]
+        ids = np.where(logits < -1e8, 7, np.round(logits / 1000.0)).astype(int)  # a draw of the target is masked
+        assert len(set(ids)) == samples  # distinct words: none drawn twice in a step
+        drawn[ids] += 1
+    chances = inclusion((counts + 1.0) / (counts + 1.0).sum(), samples)  # as the layer smooths the counts
+    assert chances.sum() == pytest.approx(samples)
+    assert np.exp(ops.convert_to_numpy(layer.included)) == pytest.approx(chances, rel=1e-5)
+    for band in (slice(0, 10), slice(10, 50), slice(50, 150), slice(150, 400)):  # frequent to rare words
+        assert drawn[band].sum() / calls == pytest.approx(chances[band].sum(), rel=0.05)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_drawing_every_word_the_sampled_loss_is_the_full_softmax_loss(tied):
+    """Every word drawn has a chance of 1, so no correction, and the target's own draw is masked: the sampled
+    cross-entropy against column 0 is then exactly the full softmax's."""
+    vocab, hidden = 30, 6
+    rng = np.random.default_rng(3)
+    embedding = None
+    if tied:
+        embedding = keras.layers.Embedding(vocab, hidden)
+        embedding.build((None,))
+        embedding.embeddings.assign(rng.normal(size=(vocab, hidden)).astype("float32"))
+    layer = sampled_layer(zipf_counts(vocab), vocab, hidden, embedding=embedding, seed=1)
+    if tied:
+        kernel = ops.convert_to_numpy(embedding.embeddings).T
+    else:
+        kernel = rng.normal(size=(hidden, vocab)).astype("float32")
+        layer.kernel.assign(kernel)
+    bias = rng.normal(size=vocab).astype("float32")
+    layer.bias.assign(bias)
+    x = rng.normal(size=(2, 5, hidden)).astype("float32")
+    targets = rng.integers(0, vocab, size=(2, 5)).astype("int32")
+    sampled = ops.convert_to_numpy(layer([x, targets])).astype(np.float64)
+    full = x.astype(np.float64) @ kernel + bias
+    expected = cross_entropy(full, np.take_along_axis(full, targets[..., None], -1)[..., 0])
+    assert cross_entropy(sampled, sampled[..., 0]) == pytest.approx(expected, abs=1e-4)
 
 
 @pytest.mark.parametrize("tied", [True, False])
