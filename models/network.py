@@ -35,7 +35,7 @@ class TiedSoftmax(layers.Layer):
 def inclusion(q: np.ndarray, samples: int) -> np.ndarray:
     """How likely each word is to be among `samples` distinct words drawn one after another from `q` without
     replacement: 1 - exp(-q t), with t set so the chances sum to `samples` (the usual approximation for successive
-    sampling; within 1 % of the frequencies drawn on a Zipfian vocabulary, tests/models/test_budget.py)."""
+    sampling; tests/models/test_budget.py holds it against the layer's own draws)."""
     low, high = float(samples), float(samples) / float(q.min())
     for _ in range(100):  # bisection on a log scale
         t = (low * high) ** 0.5
