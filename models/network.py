@@ -60,6 +60,8 @@ class SampledSoftmax(layers.Layer):
                  kernel_initializer: object = "glorot_uniform", seed: int | None = None, **kwargs: object) -> None:
         super().__init__(**kwargs)
         counts = np.asarray(proposal, dtype=np.float64) + 1.0  # every word can be drawn
+        if samples > len(counts):
+            raise ValueError(f"cannot draw {samples} distinct words from a vocabulary of {len(counts)}")
         q = counts / counts.sum()
         self.log_q, self.log_inclusion = np.log(q).astype("float32"), np.log(inclusion(q, samples)).astype("float32")
         self.vocab_size, self.samples, self.embedding = len(counts), samples, embedding

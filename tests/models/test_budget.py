@@ -182,6 +182,11 @@ def test_the_sampled_softmax_draws_distinct_words_each_as_often_as_its_correctio
         assert drawn[band].sum() / calls == pytest.approx(chances[band].sum(), rel=0.05)
 
 
+def test_the_sampled_softmax_cannot_draw_more_distinct_words_than_the_vocabulary_has():
+    with pytest.raises(ValueError, match="31 distinct words from a vocabulary of 30"):
+        SampledSoftmax(zipf_counts(30), 31)
+
+
 @pytest.mark.parametrize("tied", [True, False])
 def test_drawing_every_word_the_sampled_loss_is_the_full_softmax_loss(tied):
     """Every word drawn has a chance of 1, so no correction, and the target's own draw is masked: the sampled
