@@ -1,5 +1,5 @@
-"""The Keras pieces of training: loss, optimizer, an exact per-token NLL metric, a per-batch watcher, and the
-machine's matrix-multiply rate.
+"""The Keras pieces of training: loss, optimizer, an exact per-token NLL metric, the data of a pass, a per-batch
+watcher, and the machine's matrix-multiply rate.
 
 Imported only once training starts, so `import models` never starts a Keras backend.
 """
@@ -45,6 +45,25 @@ class TokenNLL(keras.metrics.Metric):
 
     def result(self):
         return ops.divide_no_nan(self.total, self.count)
+
+
+def in_order(x: Any, y: np.ndarray, batch_size: int, sample_weight: np.ndarray | None = None) -> dict[str, Any]:
+    """The data arguments of `fit` or `evaluate` for one pass over arrays in their order, `batch_size` rows a step.
+
+    On the TensorFlow backend the arrays go in as a `tf.data` pipeline with autotuning off. Keras's own pipeline
+    for arrays autotunes, and tearing its iterator down at the end of the pass waits for the autotuning thread's
+    next round, with nothing training: `fit` returned 36.6 s after a 45-second pass's last step, and a 10-minute
+    run on PTB lost about 100 s to two such waits (bench/RESULTS.md, "The pause after each epoch"). Other backends
+    read the arrays directly, with no pipeline to wait for."""
+    if keras.backend.backend() != "tensorflow":
+        return {"x": x, "y": y, "batch_size": batch_size, "sample_weight": sample_weight}
+    import tensorflow as tf
+
+    items = (x, y) if sample_weight is None else (x, y, sample_weight)
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    data = tf.data.Dataset.from_tensor_slices(items).batch(batch_size).prefetch(1)
+    return {"x": data.with_options(options)}
 
 
 class BatchWatcher(keras.callbacks.Callback):

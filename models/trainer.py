@@ -351,7 +351,7 @@ class Trainer:
         else:
             x, y = train.inputs, train.targets
         t0 = self.clock()
-        history = self.model.fit(x, y, batch_size=c.batch_size, epochs=1, shuffle=False, verbose=0,
+        history = self.model.fit(**self.fitting.in_order(x, y, c.batch_size), epochs=1, shuffle=False, verbose=0,
                                  callbacks=[watcher])
         seconds = self.clock() - t0
         if self.budget is not None:
@@ -452,8 +452,8 @@ class Trainer:
         self.fitting.sync_state(self.model)  # scored inside `fit` too (bench/budget.py's marks)
         self.network.set_weights(self.eval_model, self.network.get_weights(self.model))
         self.network.reset_states(self.eval_model)
-        result = self.eval_model.evaluate(windows.inputs, windows.targets, sample_weight=windows.weights,
-                                          batch_size=windows.batch, verbose=0, return_dict=True)
+        data = self.fitting.in_order(windows.inputs, windows.targets, windows.batch, windows.weights)
+        result = self.eval_model.evaluate(**data, verbose=0, return_dict=True)
         return float(result["token_nll"])
 
     def restore_best(self) -> None:

@@ -415,3 +415,28 @@ def test_the_machine_is_measured_by_a_matrix_product():
 
     rate = matmul_rate(seconds=0.05, side=256)
     assert math.isfinite(rate) and 1e8 < rate < 1e15  # FLOP/s of anything from a slow CPU core to a GPU
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_pass_goes_through_the_arrays_in_order_and_on_tensorflow_without_autotuning(weighted):
+    """Keras's own pipeline for arrays autotunes, and its end of pass can wait for the autotuner's next round: up
+    to a minute with nothing training (bench/epoch_pause.py). The trainer's pipeline turns autotuning off."""
+    from models.fitting import in_order
+
+    x = {"ids": np.arange(20).reshape(10, 2), "targets": np.arange(20, 40).reshape(10, 2)}
+    y = np.arange(40, 60).reshape(10, 2)
+    w = np.linspace(0, 1, 20, dtype=np.float32).reshape(10, 2) if weighted else None
+    data = in_order(x, y, 4, w)
+    if keras.backend.backend() != "tensorflow":  # read as arrays, by Keras, with no pipeline to wait for
+        assert data["x"] is x and data["y"] is y and data["sample_weight"] is w and data["batch_size"] == 4
+        return
+    assert data["x"].options().autotune.enabled is False
+    batches = list(data["x"].as_numpy_iterator())
+    assert [len(b[1]) for b in batches] == [4, 4, 2]
+    for key in ("ids", "targets"):
+        np.testing.assert_array_equal(np.concatenate([b[0][key] for b in batches]), x[key])
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), y)
+    if weighted:
+        np.testing.assert_array_equal(np.concatenate([b[2] for b in batches]), w)
+    else:
+        assert all(len(b) == 2 for b in batches)
