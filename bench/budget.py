@@ -360,6 +360,14 @@ def plot(args: argparse.Namespace) -> None:
             marks = sorted(curve, key=float)
             ax.plot([float(m) for m in marks], [curve[m] for m in marks], marker="o", color=colours.get(name),
                     linewidth=2.5 if name == "auto" else 1.5, label=labels.get(name, name))
+        values = [v for curve in result["curve"].values() for v in curve.values()]
+        if max(values) - min(values) < 0.05 * max(values):  # a few close figures: no magnified axis, and say them
+            middle = (max(values) + min(values)) / 2
+            ax.set_ylim(middle * 0.95, middle * 1.05)
+            for name, curve in result["curve"].items():
+                for mark, value in curve.items():
+                    ax.annotate(f"{value:g}", (float(mark), value), textcoords="offset points", xytext=(8, -3),
+                                color=colours.get(name))
         ax.set_xscale("log")
         ax.minorticks_off()
         ax.set_xticks([float(m) for m in result["minutes"]], [f"{m:g}" for m in result["minutes"]])
