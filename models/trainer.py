@@ -371,13 +371,14 @@ class Trainer:
             b.probe_started = now
         elif b.probing and b.steps >= b.probe_step + min(budget.PROBE_BATCHES, max(1, b.batches - 1)):
             pace = (now - b.probe_started) / (b.steps - b.probe_step)
-            done = b.first_epoch + b.steps / b.batches
             left = b.schedule.seconds - (now - b.started)
             if self.sampling and self.config.sampled_share < 1:  # the full softmax's share runs slower
                 full_seconds = b.schedule.seconds * (1 - self.config.sampled_share)
                 left = max(0.0, left - full_seconds) + full_seconds / budget.SAMPLED_SPEEDUP
-            b.epochs = min(float(self.config.epochs),  # the epoch limit may come first
-                           budget.epochs_that_fit(left, pace, b.batches, done))
+            expected = budget.epochs_that_fit(left, pace, b.batches, done=b.steps / b.batches)  # in this run
+            if b.epochs is None:  # the first measurement picks the schedule; a later one (the switch) keeps it
+                b.schedule = budget.schedule_for(b.schedule, min(expected, self.config.epochs - b.first_epoch))
+            b.epochs = min(float(self.config.epochs), b.first_epoch + expected)  # the epoch limit may come first
             b.dropout_scale, b.probing = budget.dropout_scale(b.epochs), False
             self.network.set_dropout(self.model, b.dropout_scale, self.config)
         b.learning_rate = b.schedule.rate(now - b.started, b.steps)
@@ -416,6 +417,8 @@ class Trainer:
         if b is None:
             return None
         plan = {"minutes": round(b.schedule.seconds / 60, 2), "learning_rate": b.schedule.start}
+        if isinstance(b.schedule, budget.HoldThenDecay):  # held for this share of the limit, then decayed to `lr_end`
+            plan |= {"lr_held": b.schedule.hold, "lr_end": round(b.schedule.start * b.schedule.end, 4)}
         if b.epochs is not None:
             plan |= {"epochs_expected": round(b.epochs, 2), "dropout_scale": round(b.dropout_scale or 0.0, 3)}
         # the network the limit trained: where few epochs fit, fewer units and a sampled softmax first (plan_network)

@@ -47,9 +47,10 @@ def train(
     max_minutes: Annotated[Optional[float], typer.Option(
         "--max-minutes", min=0.01,
         help="Train for this long and plan for it: the learning rate falls to zero at the limit (or at the epoch "
-             "limit, if sooner), dropout is scaled to the epochs that fit, medium narrows its layers and samples "
-             "its softmax for the first half where few epochs fit, and the best epoch is kept. Without it, the "
-             "preset's own schedule runs to its epoch limit.")] = None,
+             "limit, if sooner; where 12 epochs or more fit, it is held for the first 40% and then decays to near "
+             "zero), dropout is scaled to the epochs that fit, medium narrows its layers and samples its softmax for "
+             "the first half where few epochs fit, and the best epoch is kept. Without it, the preset's own schedule "
+             "runs to its epoch limit.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue training an existing model, with its own "
                                          "settings, on its corpus (documents added since are welcome).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing model of that name.")] = False,
@@ -89,14 +90,20 @@ def train(
             markup=False)
         plan = summary.budget
         if plan and "epochs_expected" in plan:
-            output.console.print(
-                f"Planned for {plan['minutes']:g} minutes: about {plan['epochs_expected']:.1f} epochs fit, so "
-                f"dropout was {plan['dropout_scale']:.0%} of the preset's and the learning rate fell from "
-                f"{plan['learning_rate']:g} to zero at the limit.", markup=False)
+            output.console.print(plan_note(plan), markup=False)
         preset_units = PRESETS[summary.preset].hidden_dim if summary.preset in PRESETS else None
         note = plan and network_note(plan, preset_units)
         if note:
             output.console.print(note, markup=False)
+
+
+def plan_note(plan: dict[str, float]) -> str:
+    """What a time limit planned (`Trainer.budget_plan`, once the pace was measured): the epochs, dropout, and the
+    learning rate's schedule."""
+    rate = (f"was held at {plan['learning_rate']:g} for {plan['lr_held']:.0%} of the time and then fell to "
+            f"{plan['lr_end']:g}" if "lr_held" in plan else f"fell from {plan['learning_rate']:g} to zero")
+    return (f"Planned for {plan['minutes']:g} minutes: about {plan['epochs_expected']:.1f} epochs fit, so dropout was "
+            f"{plan['dropout_scale']:.0%} of the preset's and the learning rate {rate} at the limit.")
 
 
 def network_note(plan: dict[str, float], preset_units: int | None) -> str | None:

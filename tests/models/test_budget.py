@@ -79,6 +79,26 @@ def test_linear_schedule_falls_to_zero_at_the_time_limit_or_the_step_limit_which
     assert schedule.rate(1, 1000) == 0.0
 
 
+def test_the_held_then_decayed_schedule_ends_at_its_end_share_at_either_limit():
+    schedule = budget.HoldThenDecay(start=20.0, seconds=100.0, steps=1000, hold=0.4, end=0.01)
+    assert schedule.rate(0, 0) == 20.0 and schedule.rate(40, 10) == 20.0 and schedule.rate(10, 400) == 20.0
+    assert schedule.rate(70, 10) == pytest.approx(20.0 * 0.1)  # halfway through the decay: the end's square root
+    assert schedule.rate(10, 700) == pytest.approx(20.0 * 0.1)  # steps lead
+    assert schedule.rate(100, 10) == pytest.approx(0.2) and schedule.rate(130, 10) == pytest.approx(0.2)
+    rates = [schedule.rate(t, 0) for t in range(101)]
+    assert all(later <= earlier for earlier, later in zip(rates, rates[1:]))
+    assert budget.HoldThenDecay(1.0, 1.0, 1).end == pytest.approx(0.7**12)  # medium's 20 epochs, as shares
+
+
+def test_the_rate_is_held_only_where_many_epochs_fit():
+    linear = budget.LinearToZero(start=20.0, seconds=3600.0, steps=10_000)
+    assert budget.schedule_for(linear, budget.HOLD_FROM_EPOCHS - 0.1) is linear
+    held = budget.schedule_for(linear, budget.HOLD_FROM_EPOCHS)
+    assert isinstance(held, budget.HoldThenDecay)
+    assert (held.start, held.seconds, held.steps) == (20.0, 3600.0, 10_000)
+    assert (held.hold, held.end) == (budget.HOLD_SHARE, budget.END_SHARE)
+
+
 def test_dropout_grows_with_the_epochs_that_fit():
     assert budget.dropout_scale(0.5) == 0.0 and budget.dropout_scale(1.0) == 0.0
     assert budget.dropout_scale(budget.FULL_DROPOUT_EPOCHS) == 1.0 and budget.dropout_scale(100) == 1.0
@@ -111,6 +131,37 @@ def test_the_learning_rate_reaches_zero_at_the_deadline(tmp_path):
     assert plan["epochs_expected"] == pytest.approx(limit_steps / batches, rel=0.05)
     assert plan["dropout_scale"] == pytest.approx(budget.dropout_scale(plan["epochs_expected"]), abs=1e-3)
     assert dropout_rate(trainer) == pytest.approx(0.4 * plan["dropout_scale"], abs=0.4e-3)  # the plan rounds to 3
+
+
+def test_where_many_epochs_fit_the_rate_is_held_and_reaches_its_end_at_the_deadline(tmp_path):
+    config = preset("tiny").replace(optimizer="sgd", learning_rate=0.5, epochs=1000, dropout=0.4, patience=1,
+                                    window=8, batch_size=32)
+    tokenizer, train, valid = streams(config)
+    batches = make_windows(train, batch=32, window=8, pad=False).batches
+    limit_steps = math.ceil(budget.HOLD_FROM_EPOCHS * batches * 1.25)  # 15 epochs
+    clock = StepClock()
+    reporter = Steps(clock)
+    trainer = Trainer(config, tokenizer, train, valid, tmp_path / "m", reporter=reporter, clock=clock)
+    reporter.trainer = trainer
+    summary = trainer.run(max_minutes=limit_steps / 60)
+
+    assert summary.stop_reason == f"reached the {limit_steps / 60:g}-minute limit"
+    rates = reporter.rates
+    assert len(rates) == limit_steps
+    # linear until the pace is measured (the first step traces, the next ones are timed), then held and decayed
+    measured = 1 + min(budget.PROBE_BATCHES, batches - 1)
+    held = round(budget.HOLD_SHARE * limit_steps)
+    expected = [0.5 * (1 - step / limit_steps) if step < measured else
+                0.5 * budget.END_SHARE ** max(0.0, (step / limit_steps - budget.HOLD_SHARE) / (1 - budget.HOLD_SHARE))
+                for step in range(limit_steps)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-5)
+    assert rates[measured:held] == [0.5] * (held - measured) and rates[held + 1] < 0.5
+    assert trainer.budget.schedule.rate(limit_steps, 0) == pytest.approx(0.5 * budget.END_SHARE)  # at the deadline
+    assert rates[-1] == pytest.approx(0.5 * budget.END_SHARE, rel=0.06)  # the last step, one step before it
+    plan = summary.budget
+    assert plan["epochs_expected"] == pytest.approx(limit_steps / batches, rel=0.05)
+    assert plan["lr_held"] == budget.HOLD_SHARE and plan["lr_end"] == pytest.approx(0.5 * budget.END_SHARE, abs=1e-4)
+    assert plan["dropout_scale"] == 1.0
 
 
 def test_without_a_time_limit_or_with_the_classic_recipe_the_schedule_is_the_presets(tmp_path):
