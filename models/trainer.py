@@ -418,7 +418,7 @@ class Trainer:
             return None
         plan = {"minutes": round(b.schedule.seconds / 60, 2), "learning_rate": b.schedule.start}
         if isinstance(b.schedule, budget.HoldThenDecay):  # held for this share of the limit, then decayed to `lr_end`
-            plan |= {"lr_held": b.schedule.hold, "lr_end": round(b.schedule.start * b.schedule.end, 4)}
+            plan |= {"lr_held": round(b.schedule.hold, 4), "lr_end": round(b.schedule.start * b.schedule.end, 4)}
         if b.epochs is not None:
             plan |= {"epochs_expected": round(b.epochs, 2), "dropout_scale": round(b.dropout_scale or 0.0, 3)}
         # the network the limit trained: where few epochs fit, fewer units and a sampled softmax first (plan_network)

@@ -47,8 +47,8 @@ def train(
     max_minutes: Annotated[Optional[float], typer.Option(
         "--max-minutes", min=0.01,
         help="Train for this long and plan for it: the learning rate falls to zero at the limit (or at the epoch "
-             "limit, if sooner; where 12 epochs or more fit, it is held for the first 40% and then decays to near "
-             "zero), dropout is scaled to the epochs that fit, medium narrows its layers and samples its softmax for "
+             "limit, if sooner; where 12 epochs or more fit, it is held for the first 47% and then decays to 4% "
+             "of it), dropout is scaled to the epochs that fit, medium narrows its layers and samples its softmax for "
              "the first half where few epochs fit, and the best epoch is kept. Without it, the preset's own schedule "
              "runs to its epoch limit.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue training an existing model, with its own "

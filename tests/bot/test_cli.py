@@ -210,9 +210,9 @@ def test_the_plan_says_how_the_learning_rate_fell() -> None:
     plan = {"minutes": 60.0, "learning_rate": 20.0, "epochs_expected": 17.8, "dropout_scale": 1.0}
     assert plan_note(plan) == ("Planned for 60 minutes: about 17.8 epochs fit, so dropout was 100% of the preset's "
                                "and the learning rate fell from 20 to zero at the limit.")
-    assert plan_note(plan | {"lr_held": 0.4, "lr_end": 0.2768}) == (
+    assert plan_note(plan | {"lr_held": 0.4706, "lr_end": 0.8071}) == (
         "Planned for 60 minutes: about 17.8 epochs fit, so dropout was 100% of the preset's and the learning rate "
-        "was held at 20 for 40% of the time and then fell to 0.2768 at the limit.")
+        "was held at 20 for 47% of the time and then fell to 0.8071 at the limit.")
 
 def test_train_says_what_a_short_limit_made_of_the_network() -> None:
     from bot.cli.model import network_note
@@ -258,8 +258,8 @@ def test_train_picks_a_preset_by_the_corpus_size_and_the_time_limit(bot) -> None
     assert name == "medium"
     assert reason == (f"medium, for {words:,} words under a time limit (at least 10,000; without a limit, small "
                       "below 200,000); planned for 10 minutes: the learning rate falls to zero at the limit (or, "
-                      "where 12 epochs or more fit, is held and then decays to near zero) and dropout is scaled to "
-                      "the epochs that fit")
+                      "where 12 epochs or more fit, is held for the first 47% and then decays to 4% of it) and dropout "
+                      "is scaled to the epochs that fit")
     assert choose_preset(titles[:300], 10)[0] == "small"
 
 
