@@ -347,8 +347,9 @@ def plot(args: argparse.Namespace) -> None:
 
     results = [json.loads(path.read_text()) for path in args.results]
     colours = {name: f"C{i}" for i, name in enumerate((*CONTENDERS, FULL))}  # one colour per contender in every panel
+    extra = matplotlib.colormaps["Dark2"]  # past the ten of the default cycle, which would repeat C0 (auto's)
     for name in dict.fromkeys(name for result in results for name in result["curve"]):
-        colours.setdefault(name, f"C{len(colours)}")
+        colours.setdefault(name, f"C{len(colours)}" if len(colours) < 10 else extra(len(colours) % 8))
     columns = min(3, len(results))
     rows = math.ceil(len(results) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(6 * columns, 4.5 * rows), squeeze=False)
