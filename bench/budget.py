@@ -3,8 +3,9 @@
 Contenders, each trained on the same machine, one after the other:
 
   auto           what `bot train --preset auto --max-minutes M` trains: the preset chosen for the corpus and the
-                 limit, the learning rate decaying linearly to zero at the limit, dropout fitted to the epochs that
-                 fit, and where few fit, fewer units and a sampled softmax for the first half (models.budget).
+                 limit, the learning rate decaying linearly to zero at the limit (held, then decayed, where 12
+                 epochs or more fit), dropout fitted to the epochs that fit, and where few fit, fewer units and a
+                 sampled softmax for the first half (models.budget).
                  A separate run per limit, since the plan depends on it.
   zaremba-small  Zaremba et al.'s small recipe (2 x 200, no dropout, SGD, halved per epoch after the 4th).
   medium         the `medium` recipe as it was before budgeted training: full softmax, constant lr 20 for 8
