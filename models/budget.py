@@ -51,8 +51,9 @@ class LinearToZero:
 HOLD_FROM_EPOCHS = 12.0
 # `medium`'s own schedule over the 17 epochs of the hour that measured it (held for 8, then x0.7 an epoch for 9), as
 # shares of the limit: held for the first 47 %, then falling exponentially to 0.7 ** 9 (4 %) of the start at the
-# deadline. Its shape over the 20 epochs it was fitted to (held for 40 %, down to 0.7 ** 12) decayed too soon and too
-# far for 18: 90.1 in that hour, against 88.85 linear and 88.54 for `medium` itself (bench/RESULTS.md).
+# deadline: 88.51 in an hour that fitted 17.x epochs, against 88.85 with linear decay and 88.54 for `medium` itself.
+# Its shape over the 20 epochs it was fitted to (held for 40 %, down to 0.7 ** 12) decayed too soon and too far for
+# the 17.x: 89.89 in such an hour (bench/RESULTS.md, "Penn Treebank, an hour, with the rate held and then decayed").
 HOLD_SHARE = 8 / 17
 END_SHARE = 0.7**9
 

@@ -45,7 +45,8 @@ class ModelConfig:
     valid_fraction: float = 0.1  # documents held out for validation
     shuffle_documents: bool = True  # reorder documents every epoch (False for running text such as Penn Treebank)
     # with a time limit (`--max-minutes`): the learning rate falls linearly to zero at the limit (or at the epoch
-    # limit, if that comes first; held and then decayed where many epochs fit) and dropout is scaled to the epochs the limit allows (models.budget)
+    # limit, if that comes first; held and then decayed where many epochs fit) and dropout is scaled to the epochs
+    # the limit allows (models.budget)
     budget_schedule: bool = True
     sampled_softmax: int = 0  # > 0: train against this many sampled words per step (evaluation stays exact)
     # under a time limit, the share of it trained with the sampled softmax, from the epoch nearest to which the full

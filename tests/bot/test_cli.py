@@ -203,7 +203,6 @@ def test_train_to_a_time_limit_plans_for_it_and_says_so(bot) -> None:  # type: i
     assert history[1]["learning_rate"] < 0.01 / 100  # the last step of the last epoch: nearly zero
 
 
-
 def test_the_plan_says_how_the_learning_rate_fell() -> None:
     from bot.cli.model import plan_note
 
@@ -213,6 +212,7 @@ def test_the_plan_says_how_the_learning_rate_fell() -> None:
     assert plan_note(plan | {"lr_held": 0.4706, "lr_end": 0.8071}) == (
         "Planned for 60 minutes: about 17.8 epochs fit, so dropout was 100% of the preset's and the learning rate "
         "was held at 20 for 47% of the time and then fell to 0.8071 at the limit.")
+
 
 def test_train_says_what_a_short_limit_made_of_the_network() -> None:
     from bot.cli.model import network_note
