@@ -9,7 +9,7 @@ import typer
 
 from bot.cli import app
 from bot.cli.options import JSON, corpus_name
-from models.budget import END_SHARE, HOLD_FROM_EPOCHS, HOLD_SHARE
+from models.budget import HELD
 from models.config import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, PRESETS
 
 if TYPE_CHECKING:
@@ -48,10 +48,9 @@ def train(
     max_minutes: Annotated[Optional[float], typer.Option(
         "--max-minutes", min=0.01,
         help="Train for this long and plan for it: the learning rate falls to zero at the limit (or at the epoch "
-             f"limit, if sooner; where {HOLD_FROM_EPOCHS:g} epochs or more fit, it is held for the first "
-             f"{HOLD_SHARE:.0%} and then decays to {END_SHARE:.0%} of it), dropout is scaled to the epochs that "
-             "fit, medium narrows its layers and samples its softmax for the first half where few epochs fit, and "
-             "the best epoch is kept. Without it, the preset's own schedule runs to its epoch limit.")] = None,
+             f"limit, if sooner; {HELD}), dropout is scaled to the epochs that fit, medium narrows its layers and "
+             "samples its softmax for the first half where few epochs fit, and the best epoch is kept. Without it, "
+             "the preset's own schedule runs to its epoch limit.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue training an existing model, with its own "
                                          "settings, on its corpus (documents added since are welcome).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing model of that name.")] = False,
