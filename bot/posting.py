@@ -186,8 +186,9 @@ def claim(store: Store, bot: BotConfig, *, owner: str, now: datetime | None = No
                 continue
             previous = candidate.status
             won = session.execute(
-                update(Candidate).where(Candidate.id == candidate.id, Candidate.status == previous)
-                .values(status=Status.POSTING, claimed_by=owner, claimed_at=now, attempts=Candidate.attempts + 1,
+                update(Candidate).where(Candidate.id == candidate.id, Candidate.status == previous,
+                                        Candidate.version == candidate.version)  # edited meanwhile: not this text
+                .values(status=Status.POSTING, version=Candidate.version + 1, claimed_by=owner, claimed_at=now, attempts=Candidate.attempts + 1,
                         approved_at=func.coalesce(Candidate.approved_at, now), retry_at=None, updated_at=now)
                 .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
             if won == 1:
@@ -214,8 +215,8 @@ def _by_hand(session: Session, bot: BotConfig, candidate_id: int) -> Candidate:
 
 def _reject_at_post_time(session: Session, candidate: Candidate, rejection: Rejection, now: datetime) -> None:
     reason = f"{rejection.filter}: {rejection.reason} (checked when posting)"
-    session.execute(update(Candidate).where(Candidate.id == candidate.id, Candidate.status == candidate.status)
-                    .values(status=Status.REJECTED, reason=reason, updated_at=now)
+    session.execute(update(Candidate).where(Candidate.id == candidate.id, Candidate.version == candidate.version)
+                    .values(status=Status.REJECTED, reason=reason, updated_at=now, version=Candidate.version + 1)
                     .execution_options(synchronize_session=False))
     logger.info("bot %s: candidate %d rejected when posting: %s", candidate.bot, candidate.id, reason)
 
@@ -261,7 +262,7 @@ def record_success(store: Store, bot: BotConfig, claimed: Claim, posted: Posted,
             update(Candidate).where(Candidate.id == claimed.candidate_id, Candidate.claimed_by == owner,
                                     Candidate.status.in_((Status.POSTING, Status.UNKNOWN)))
             .values(status=Status.POSTED, posted_at=now, remote_id=posted.remote_id, remote_url=posted.url,
-                    reason=None, retry_at=None, updated_at=now)
+                    reason=None, retry_at=None, updated_at=now, version=Candidate.version + 1)
             .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
     if done != 1:
         logger.error("bot %s: candidate %d was posted (%s) but changed meanwhile; its row was not updated",
@@ -280,7 +281,7 @@ def record_failure(store: Store, settings: Settings, bot: BotConfig, claimed: Cl
                    owner: str) -> PostOutcome:
     """Record a failed attempt by what the error says about the post (see the module docstring)."""
     now, message = utcnow(), str(error)
-    values: dict[str, object] = {"reason": message, "updated_at": now}
+    values: dict[str, object] = {"reason": message, "updated_at": now, "version": Candidate.version + 1}
     retry_at = None
     if error.outcome == Outcome.UNKNOWN:
         values["status"] = Status.UNKNOWN
@@ -384,7 +385,7 @@ def recover_interrupted(store: Store, *, now: datetime | None = None) -> list[in
             done = session.execute(
                 update(Candidate).where(Candidate.id == id_, Candidate.status == Status.POSTING,
                                         Candidate.claimed_by == owner)
-                .values(status=Status.UNKNOWN, updated_at=now,
+                .values(status=Status.UNKNOWN, updated_at=now, version=Candidate.version + 1,
                         reason="the process posting it stopped before the platform answered; it may or may not be "
                                "posted (`bot queue reconcile` looks for it)")
                 .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
@@ -453,13 +454,14 @@ def _match(store: Store, bot: BotConfig, candidates: list[Candidate], recent: li
                 session.execute(update(Candidate).where(Candidate.id == candidate.id,
                                                         Candidate.status == Status.UNKNOWN)
                                 .values(reason=f"not among the account's {RECONCILE_POSTS} latest posts; approve it "
-                                               "again to post it, or reject it")
+                                               "again to post it, or reject it", version=Candidate.version + 1)
                                 .execution_options(synchronize_session=False))
                 continue
             taken.add(match.remote_id)
             session.execute(update(Candidate).where(Candidate.id == candidate.id, Candidate.status == Status.UNKNOWN)
                             .values(status=Status.POSTED, remote_id=match.remote_id, remote_url=match.url,
-                                    posted_at=match.created_at or utcnow(), reason=None, updated_at=utcnow())
+                                    posted_at=match.created_at or utcnow(), reason=None, updated_at=utcnow(),
+                                    version=Candidate.version + 1)
                             .execution_options(synchronize_session=False))
             result.found.append((candidate.id, match.url))
             result.missing.remove(candidate.id)

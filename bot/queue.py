@@ -7,12 +7,13 @@ never posted unless a person approves it again (they may change their mind); its
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from bot.errors import NotFoundError, QueueError
 from bot.filters import CONTROLS, FilterSet, Rejection, check_controls
@@ -71,18 +72,62 @@ def list_candidates(session: Session, *, status: str | None = None, bot: str | N
 
 
 def get_candidate(session: Session, candidate_id: int) -> Candidate:
-    candidate = session.get(Candidate, candidate_id, with_for_update=True)
+    """The candidate as the database holds it now, locked where the database can (PostgreSQL); one this session had
+    read at another version changed meanwhile (`CandidateChanged`)."""
+    try:
+        candidate = session.get(Candidate, candidate_id, with_for_update=True, populate_existing=True)
+    except StaleDataError:
+        raise _changed(candidate_id, _current(session, [candidate_id])[candidate_id][0]) from None
     if candidate is None:
         raise NotFoundError(f"There is no candidate {candidate_id}; `bot queue list` shows the queue.")
     return candidate
 
 
+class CandidateChanged(QueueError):
+    """Another process (a person, the scheduler) changed the candidate after it was read: nothing was changed."""
+
+    def __init__(self, candidate_id: int, status: str) -> None:
+        self.candidate_id, self.status = candidate_id, status
+        super().__init__(f"Candidate {candidate_id} changed while this was being done (it is now {status}); nothing "
+                         "was changed, so look at it again and decide.")
+
+
+def _changed(candidate_id: int, status: str) -> CandidateChanged:
+    return CandidateChanged(candidate_id, status)
+
+
+def _current(session: Session, ids: Iterable[int]) -> dict[int, tuple[str, int]]:
+    """(status, version) of each candidate as committed now, read on a connection of its own: the session's
+    transaction has failed and must roll back (the caller's `store.session()` does)."""
+    with session.get_bind().connect() as connection:
+        rows = connection.execute(select(Candidate.id, Candidate.status, Candidate.version)
+                                  .where(Candidate.id.in_(list(ids)))).all()
+    found = {i: (status, version) for i, status, version in rows}
+    return {i: found.get(i, ("deleted", -1)) for i in ids}
+
+
+def _save(session: Session, candidates: Sequence[Candidate]) -> None:
+    """Write the changes to `candidates` as compare-and-sets on the versions read (`Candidate.version`): one that
+    another process changed meanwhile, on any database, raises instead of overwriting its change."""
+    read = {c.id: c.version for c in candidates}  # a failed flush expires the objects
+    try:
+        session.flush()
+    except StaleDataError:
+        now = _current(session, read)
+        lost = next((i for i in read if now[i][1] != read[i]), next(iter(read)))
+        raise _changed(lost, now[lost][0]) from None
+
+
 def _move(session: Session, ids: Sequence[int], allowed: tuple[Status, ...], to: Status,
-          change: Callable[[Candidate, str], None] | None = None) -> list[Candidate]:
-    """Move every candidate or none: one that may not move stops the whole command before anything changes.
+          change: Callable[[Candidate, str], None] | None = None,
+          expected: Mapping[int, int] | None = None) -> list[Candidate]:
+    """Move every candidate or none: one that may not move, or that changed since it was read (or since the
+    version in `expected` was shown to a person), stops the whole command before anything changes.
     `change(candidate, old_status)` finishes each move."""
     candidates = [get_candidate(session, i) for i in ids]
     for c in candidates:
+        if expected is not None and c.version != expected.get(c.id):
+            raise _changed(c.id, c.status)
         if c.status not in allowed and c.status != to:
             raise QueueError(
                 f"Candidate {c.id} is {c.status} and cannot become {to}; only {', '.join(allowed)} candidates can."
@@ -93,17 +138,20 @@ def _move(session: Session, ids: Sequence[int], allowed: tuple[Status, ...], to:
         c.status, c.updated_at = to, now
         if change:
             change(c, old)
+    _save(session, candidates)
     return candidates
 
 
-def approve(session: Session, ids: Sequence[int]) -> list[Candidate]:
-    """Approve candidates; review-mode bots post them in the order they were approved. A rejected candidate may be
-    approved again (a person may change their mind), and its rejection stays visible in its reason."""
+def approve(session: Session, ids: Sequence[int], *, expected: Mapping[int, int] | None = None) -> list[Candidate]:
+    """Approve candidates; review-mode bots post them in the order they were approved (the order of `ids`). A
+    rejected candidate may be approved again (a person may change their mind), and its rejection stays visible in
+    its reason."""
     def approved_now(c: Candidate, old: str) -> None:
         c.reason = approved_again(c.reason) if old == Status.REJECTED else None
-        c.retry_at, c.approved_at = None, c.updated_at
+        c.retry_at = None
+        c.approved_at = c.updated_at + timedelta(microseconds=ids.index(c.id))  # the order asked for
 
-    return _move(session, ids, APPROVABLE, Status.APPROVED, approved_now)
+    return _move(session, ids, APPROVABLE, Status.APPROVED, approved_now, expected)
 
 
 def approved_again(rejection: str | None) -> str:
@@ -111,18 +159,22 @@ def approved_again(rejection: str | None) -> str:
     return f"approved again after rejection (was: {rejection or 'rejected'})"
 
 
-def reject(session: Session, ids: Sequence[int], *, reason: str | None = None) -> list[Candidate]:
+def reject(session: Session, ids: Sequence[int], *, reason: str | None = None,
+           expected: Mapping[int, int] | None = None) -> list[Candidate]:
     """Reject candidates; they are kept, and never posted unless approved again."""
     def set_reason(c: Candidate, old: str) -> None:
         c.reason, c.retry_at = reason or "rejected by a reviewer", None
 
-    return _move(session, ids, REJECTABLE, Status.REJECTED, set_reason)
+    return _move(session, ids, REJECTABLE, Status.REJECTED, set_reason, expected)
 
 
-def edit(session: Session, candidate_id: int, text: str, filters: FilterSet | None) -> Candidate:
+def edit(session: Session, candidate_id: int, text: str, filters: FilterSet | None, *,
+         expected: int | None = None) -> Candidate:
     """Replace the text after the filters pass it (the candidate's own old text does not count as a duplicate);
     without filters, a text with a control character is still refused."""
     candidate = get_candidate(session, candidate_id)
+    if expected is not None and candidate.version != expected:
+        raise _changed(candidate_id, candidate.status)
     if candidate.status not in EDITABLE:
         raise QueueError(f"Candidate {candidate.id} is {candidate.status} and can no longer be edited.")
     text = text.strip()
@@ -134,6 +186,7 @@ def edit(session: Session, candidate_id: int, text: str, filters: FilterSet | No
     if rejection:
         raise QueueError(f"The edit was not saved: the {rejection.filter} filter rejects it ({rejection.reason}).")
     candidate.text, candidate.updated_at = text, utcnow()
+    _save(session, [candidate])
     return candidate
 
 
@@ -148,4 +201,5 @@ def candidate_json(c: Candidate) -> dict[str, object]:
         "seed": c.seed, "reason": c.reason, "created_at": iso(c.created_at), "updated_at": iso(c.updated_at),
         "posted_at": iso(c.posted_at), "remote_id": c.remote_id, "remote_url": c.remote_url, "attempts": c.attempts,
         "approved_at": iso(c.approved_at), "claimed_at": iso(c.claimed_at), "retry_at": iso(c.retry_at),
+        "version": c.version,
     }

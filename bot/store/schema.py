@@ -122,6 +122,11 @@ class Candidate(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(128))  # the process that moved it to `posting`
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when; the daily cap counts by it
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a `failed` one is retried then; None: never
+    # Bumped by every change, so each change is a compare-and-set: the ORM adds `AND version = <read>` to its
+    # UPDATE (and a loser gets StaleDataError); the Core updates of `bot.posting` bump and compare it themselves.
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class BotState(Base):

@@ -1,5 +1,5 @@
-"""What a reviewer's actions do to the queue: each checks that the candidate is still as the page showed it
-(its version, `updated_at`) in the same transaction that changes it, and goes through `bot.queue`."""
+"""What a reviewer's actions do to the queue: each changes a candidate only if it is still as the page showed it
+(its version, compared and set in the statement that changes it, `bot.queue`)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,10 @@ MAX_TEXT_CHARS = 10_000  # characters of an edited text accepted (every platform
 class StaleCandidate(QueueError):
     """The candidate changed after the page showed it: the action was not taken."""
 
+    def __init__(self, changed: queue.CandidateChanged) -> None:
+        super().__init__(f"Candidate {changed.candidate_id} changed after the page showed it (it is now "
+                         f"{changed.status}); nothing was changed, so look at it again and decide.")
+
 
 class EditRefused(QueueError):
     """The edited text does not pass the bot's filters (or cannot be edited): nothing was saved."""
@@ -31,19 +35,12 @@ class EditRefused(QueueError):
 
 def version(candidate: Candidate) -> str:
     """What a form carries to say which state of the candidate the person saw."""
-    return candidate.updated_at.isoformat()
+    return str(candidate.version)
 
 
-def _locked(session: Session, versions: Mapping[int, str]) -> list[Candidate]:
-    """Lock each candidate (`queue.get_candidate`) and make sure none changed since the page showed it."""
-    candidates = []
-    for candidate_id, seen in versions.items():
-        candidate = queue.get_candidate(session, candidate_id)
-        if version(candidate) != seen:
-            raise StaleCandidate(f"Candidate {candidate_id} changed after the page showed it (it is now "
-                                 f"{candidate.status}); nothing was changed, so look at it again and decide.")
-        candidates.append(candidate)
-    return candidates
+def _versions(seen: Mapping[int, str]) -> dict[int, int]:
+    """The versions a form says the person saw; one that is not a version matches no candidate."""
+    return {candidate_id: int(v) if v.isdigit() and len(v) < 10 else -1 for candidate_id, v in seen.items()}
 
 
 @dataclass(frozen=True)
@@ -63,9 +60,11 @@ class Done:
 def approve(store: Store, versions: Mapping[int, str]) -> Done:
     if not versions:
         raise QueueError("No candidate was chosen; tick the ones to approve.")
-    with store.session() as session:
-        _locked(session, versions)
-        done = queue.approve(session, list(versions))
+    try:
+        with store.session() as session:
+            done = queue.approve(session, list(versions), expected=_versions(versions))
+    except queue.CandidateChanged as changed:
+        raise StaleCandidate(changed) from None
     return Done("approve", tuple(c.id for c in done))
 
 
@@ -73,9 +72,11 @@ def reject(store: Store, versions: Mapping[int, str], *, reason: str | None = No
     if not versions:
         raise QueueError("No candidate was chosen; tick the ones to reject.")
     reason = (reason or "").strip()[:MAX_REASON_CHARS] or None
-    with store.session() as session:
-        _locked(session, versions)
-        done = queue.reject(session, list(versions), reason=reason)
+    try:
+        with store.session() as session:
+            done = queue.reject(session, list(versions), reason=reason, expected=_versions(versions))
+    except queue.CandidateChanged as changed:
+        raise StaleCandidate(changed) from None
     return Done("reject", tuple(c.id for c in done))
 
 
@@ -85,12 +86,17 @@ def edit_and_approve(store: Store, settings: Settings, bots: BotsFile, candidate
     if len(text) > MAX_TEXT_CHARS:
         raise EditRefused(f"The edit was not saved: it is {len(text)} characters long; shorten it below "
                           f"{MAX_TEXT_CHARS}.")
-    with store.session() as session:
-        (candidate,) = _locked(session, {candidate_id: seen})
-        filters = filters_for_candidate(session, settings, candidate, bots.get(candidate.bot))
-        try:
-            queue.edit(session, candidate_id, text, filters)
-        except QueueError as error:
-            raise EditRefused(str(error)) from None
-        queue.approve(session, [candidate_id])
+    try:
+        with store.session() as session:
+            candidate = queue.get_candidate(session, candidate_id)
+            filters = filters_for_candidate(session, settings, candidate, bots.get(candidate.bot))
+            try:
+                queue.edit(session, candidate_id, text, filters, expected=_versions({candidate_id: seen})[candidate_id])
+            except queue.CandidateChanged:
+                raise
+            except QueueError as error:
+                raise EditRefused(str(error)) from None
+            queue.approve(session, [candidate_id], expected={candidate_id: candidate.version})
+    except queue.CandidateChanged as changed:
+        raise StaleCandidate(changed) from None
     return Done("edit", (candidate_id,))

@@ -23,8 +23,10 @@ def _rows(store, ids):  # type: ignore[no-untyped-def]
 
 
 def _set(store, candidate_id: int, **values) -> None:  # type: ignore[no-untyped-def]
+    """Change a candidate as every writer does: its version moves on."""
     with store.session() as session:
-        session.execute(update(Candidate).where(Candidate.id == candidate_id).values(**values))
+        session.execute(update(Candidate).where(Candidate.id == candidate_id)
+                        .values(version=Candidate.version + 1, **values))
 
 
 def test_the_pending_page_shows_each_candidate_with_its_score_and_filters(logged_in) -> None:  # type: ignore

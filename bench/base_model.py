@@ -1,0 +1,271 @@
+"""The recipe of nnbot's base model: a word-level LSTM pretrained on 2.2 million Reddit titles (issue 28).
+
+    python bench/base_model.py train --data ../shared/data/reddit-titles --work ~/nnbot-base        # hours
+    python bench/base_model.py train --data ../shared/data/reddit-titles --work ~/nnbot-base --resume
+    python bench/base_model.py export --work ~/nnbot-base --out bot/data/base   # the shipped, fp16 copy
+
+1. **The corpus** (`reddit_titles_2013.tsv.xz`, PDDL): NSFW titles left out; titles with a link left out; image
+   sizes ("[1024x768]") and episode tags ("(S03E03)") cut from the titles that carry them, since a bot should never
+   write them where they mean nothing; the subreddits in HELD_OUT kept apart, never trained on, to judge the base on
+   subreddits it never saw. VALID_DOCUMENTS of the rest (seeded) are the in-distribution validation set.
+2. **The vocabulary**: the training titles' MAX_VOCAB most frequent pieces, with case markers and rare-word
+   classes, as `bot train` builds them.
+3. **Training** goes shard by shard: the shuffled training titles are cut into shards of about SHARD_TOKENS tokens,
+   and each shard is one Keras pass (the `models.trainer.Trainer` loop) from the weights the last one left. After
+   each shard the weights and the position are written, so an interrupted run loses at most one shard and
+   `--resume` goes on from the next. SGD carries no state, so weights and position are all a resume needs. The
+   learning rate is held for `--hold` passes over the corpus and then decays exponentially to `--end` of its start
+   at `--passes`; the softmax is sampled over 1,024 distinct words per step (evaluation stays exact).
+4. **Export** writes the best shard's weights as a model directory whose weights are float16 (`models.artifact`
+   reads them back as float32), with the corpus's licence beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import lzma
+import math
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import machine, peak_mb, today
+from models.config import ModelConfig
+
+CORPUS_FILE = "reddit_titles_2013.tsv.xz"
+# Never trained on: the bundled Apple/Android corpus's subreddits (bench/quality.py judges on them) and three of
+# this recipe's choice, each a kind of title a bot is made for (musings, stories, questions).
+HELD_OUT = ("apple", "android", "Showerthoughts", "tifu", "personalfinance")
+VALID_DOCUMENTS = 10_000  # in-distribution validation titles (seeded draw from the training subreddits)
+SEED = 0
+MAX_VOCAB = 24_000  # pieces, specials included: sampling cost grows with it (bench/generate_speed.py)
+SHARD_TOKENS = 2_500_000  # tokens per shard: about five minutes at this machine's sampled-softmax pace
+DEFAULT_PASSES = 6.0  # over the training corpus, in all (the schedule's end)
+DEFAULT_HOLD = 3.0  # passes at the starting learning rate before it decays
+DEFAULT_END = 0.05  # the learning rate at the end, as a share of its start
+
+# The network: medium's tied 2 x 300 LSTM and clipped SGD (models.config "medium"), with the light dropout a corpus
+# of 22 million words needs (it is far from memorised in a few passes).
+CONFIG = ModelConfig(max_vocab=MAX_VOCAB, min_count=3, embedding_dim=300, hidden_dim=300, layers=2, tied=True,
+                     dropout=0.1, embedding_dropout=0.05, init_scale=0.1, window=35, batch_size=20,
+                     optimizer="sgd", learning_rate=20.0, clip_norm=0.25, epochs=1, patience=0,
+                     budget_schedule=False, sampled_softmax=1024, sample_every=0, seed=SEED)
+
+_SIZE_TAG = re.compile(r"\s*[\[(]\s*\d{3,5}\s*[x×X*]\s*\d{3,5}\s*(?:px)?\s*[\])]")  # [1024x768], (1920 x 1080px)
+_EPISODE_TAG = re.compile(r"\s*[\[(]?\bS\d{1,2}\s?E\d{1,3}\b[\])]?", re.IGNORECASE)  # (S03E03), S1E2
+_LINK = re.compile(r"https?://|www\.\w", re.IGNORECASE)
+_SPACES = re.compile(r"\s+")
+
+
+def clean(title: str) -> str | None:
+    """The title as the base learns it, or None where it should not learn it at all."""
+    if _LINK.search(title):
+        return None
+    text = _SPACES.sub(" ", _EPISODE_TAG.sub("", _SIZE_TAG.sub("", title))).strip()
+    return text or None
+
+
+def read_titles(data: Path) -> tuple[list[str], dict[str, list[str]], dict[str, int]]:
+    """(training titles in file order, held-out titles by subreddit, counts of what was left out and why)."""
+    held = {name.lower(): name for name in HELD_OUT}
+    kept: list[str] = []
+    held_out: dict[str, list[str]] = {name: [] for name in HELD_OUT}
+    dropped = {"nsfw": 0, "link": 0, "tags_cut": 0}
+    with lzma.open(data / CORPUS_FILE, "rt", encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
+            if row["over_18"] == "1":
+                dropped["nsfw"] += 1
+                continue
+            text = clean(row["title"])
+            if text is None:
+                dropped["link"] += 1
+                continue
+            dropped["tags_cut"] += text != row["title"].strip()
+            name = held.get(row["subreddit"].lower())
+            (held_out[name] if name else kept).append(text)
+    return kept, held_out, dropped
+
+
+# ---- preparing: corpus, vocabulary, token streams (once; ~3 minutes)
+
+def prepare(data: Path, work: Path) -> None:
+    from models.data import split_documents
+    from models.tokenizer import Tokenizer
+
+    started = time.monotonic()
+    titles, held_out, dropped = read_titles(data)
+    train_idx, valid_idx = split_documents(len(titles), valid_fraction=VALID_DOCUMENTS / len(titles), seed=SEED)
+    order = np.random.default_rng(SEED).permutation(train_idx)  # shards mix subreddits
+    train = [titles[i] for i in order]
+    valid = [titles[i] for i in valid_idx]
+    print(f"{len(train):,} training titles, {len(valid):,} validation, held out: "
+          + ", ".join(f"{k} {len(v):,}" for k, v in held_out.items()) + f"; left out {dropped}", flush=True)
+    tokenizer = Tokenizer.build(train, max_vocab=CONFIG.max_vocab, min_count=CONFIG.min_count,
+                                case_markers=CONFIG.case_markers, rare_classes=CONFIG.rare_classes)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "tokenizer.json").write_text(tokenizer.to_json(), encoding="utf-8")
+    np.save(work / "train.npy", tokenizer.encode_corpus(train).astype(np.int32))
+    np.save(work / "valid.npy", tokenizer.encode_corpus(valid).astype(np.int32))
+    (work / "held_out.json").write_text(json.dumps(held_out, ensure_ascii=False), encoding="utf-8")
+    corpus = {"titles": len(train), "valid_titles": len(valid), "held_out": {k: len(v) for k, v in held_out.items()},
+              "left_out": dropped, "words": sum(len(t.split()) for t in train), "vocab_size": tokenizer.size}
+    (work / "corpus.json").write_text(json.dumps(corpus, indent=2), encoding="utf-8")
+    print(f"vocabulary {tokenizer.size:,} pieces; prepared in {time.monotonic() - started:.0f} s", flush=True)
+
+
+# ---- training, shard by shard
+
+def shard_bounds(stream: np.ndarray, shard_tokens: int) -> list[tuple[int, int]]:
+    """[start, end) of each shard, cut at document starts so no title is split between two."""
+    from models.data import document_starts
+
+    starts = document_starts(stream)
+    count = max(1, round(len(stream) / shard_tokens))
+    cuts = [0] + [int(starts[np.searchsorted(starts, len(stream) * k // count)]) for k in range(1, count)]
+    return list(zip(cuts, cuts[1:] + [len(stream)]))
+
+
+def learning_rate(position: float, *, start: float, hold: float, passes: float, end: float) -> float:
+    """Held at `start` for `hold` passes, then exponential decay reaching `start * end` at `passes`."""
+    if position <= hold:
+        return start
+    return start * end ** (min(position, passes) - hold) / (passes - hold)
+
+
+class _Quiet:
+    """The trainer's reporter: a line per shard is printed by the loop instead."""
+
+    def on_start(self, **kwargs: Any) -> None: ...
+    def on_batch(self, **kwargs: Any) -> None: ...
+    def on_epoch(self, result: Any, *, best: bool) -> None: ...
+    def on_samples(self, epoch: int, samples: Any) -> None: ...
+    def on_stop(self, reason: str) -> None: ...
+
+
+def train(args: argparse.Namespace) -> None:
+    from models import artifact
+    from models.sampler import Sampler, SamplingSettings
+    from models.tokenizer import Tokenizer
+    from models.trainer import Trainer
+
+    work: Path = args.work
+    state_path = work / "state.json"
+    if args.resume:
+        if not state_path.is_file():
+            raise SystemExit(f"There is nothing to resume in {work}; run without --resume first.")
+        state = json.loads(state_path.read_text())
+    else:
+        if state_path.exists():
+            raise SystemExit(f"{work} holds a run already; add --resume to go on with it, or pick another --work.")
+        if not (work / "train.npy").is_file():
+            prepare(args.data, work)
+        state = {"shard": 0, "passes": args.passes, "hold": args.hold, "end": args.end, "best_loss": math.inf,
+                 "seconds": 0.0, "history": [], "machine": machine(), "started": today()}
+    tokenizer = Tokenizer.from_json((work / "tokenizer.json").read_text(encoding="utf-8"))
+    stream = np.load(work / "train.npy")
+    valid = np.load(work / "valid.npy")
+    bounds = shard_bounds(stream, SHARD_TOKENS)
+    total = math.ceil(state["passes"] * len(bounds))
+    weights = artifact.load_weights(work / "latest.npz") if (work / "latest.npz").is_file() else None
+    deadline = time.monotonic() + args.hours * 3600 if args.hours else None
+    print(f"{len(stream):,} training tokens in {len(bounds)} shards; shard {state['shard'] + 1} of {total}",
+          flush=True)
+    while state["shard"] < total and (deadline is None or time.monotonic() < deadline):
+        k = state["shard"]
+        position = k / len(bounds)  # passes done
+        lr = learning_rate(position, start=CONFIG.learning_rate, hold=state["hold"], passes=state["passes"],
+                           end=state["end"])
+        start, end = bounds[k % len(bounds)]
+        config = CONFIG.replace(learning_rate=lr, seed=SEED + k)  # a new document order in every shard
+        scratch = work / "shard"
+        shutil.rmtree(scratch, ignore_errors=True)
+        t0 = time.monotonic()
+        trainer = Trainer(config, tokenizer, stream[start:end], valid, scratch, reporter=_Quiet(), weights=weights)
+        summary = trainer.run()
+        weights = trainer.network.get_weights(trainer.model)
+        epoch = summary.epochs[-1]
+        seconds = time.monotonic() - t0
+        state["seconds"] += seconds
+        state["shard"] = k + 1
+        row = {"shard": k + 1, "passes": round((k + 1) / len(bounds), 3), "learning_rate": round(lr, 4),
+               "train_loss": round(epoch.train_loss, 4), "valid_loss": round(epoch.valid_loss, 4),
+               "valid_perplexity": round(epoch.valid_perplexity, 2),
+               "tokens_per_second": round(epoch.tokens_per_second), "seconds": round(seconds, 1),
+               "date": today()}
+        state["history"].append(row)
+        artifact.save_weights(work / "latest.npz", weights)
+        if epoch.valid_loss < state["best_loss"]:
+            state["best_loss"] = epoch.valid_loss
+            artifact.save_weights(work / "best.npz", weights)
+        artifact.write_json(state_path, state)  # last: the position moves only once the weights are on disk
+        print(f"shard {k + 1}/{total} ({row['passes']:.2f} passes) lr {lr:.3g}: valid ppl {epoch.valid_perplexity:.1f}"
+              f", {epoch.tokens_per_second:,.0f} tokens/s, {seconds:.0f} s, peak {peak_mb()} MB", flush=True)
+        if (k + 1) % args.sample_every == 0:
+            texts = [s.text for s in Sampler(config, tokenizer, weights).sample(
+                6, SamplingSettings(temperature=0.8), seed=k)]
+            print("  samples: " + " | ".join(texts), flush=True)
+    print(f"stopped at shard {state['shard']} of {total}; {state['seconds'] / 3600:.2f} hours trained", flush=True)
+
+
+# ---- export: the shipped model directory
+
+def export(args: argparse.Namespace) -> None:
+    from models import artifact
+    from models.tokenizer import Tokenizer
+
+    work, out = args.work, args.out
+    state = json.loads((work / "state.json").read_text())
+    corpus = json.loads((work / "corpus.json").read_text())
+    tokenizer = Tokenizer.from_json((work / "tokenizer.json").read_text(encoding="utf-8"))
+    weights = artifact.load_weights(work / "best.npz")
+    best = min(state["history"], key=lambda row: row["valid_loss"])
+    metrics = {"best_epoch": best["shard"], "valid_loss": best["valid_loss"],
+               "valid_perplexity": best["valid_perplexity"], "train_tokens": None, "valid_tokens": None,
+               "train_seconds": state["seconds"], "budget": None, "history": [], "shards": state["history"]}
+    info = {"corpus": "reddit-titles-2013", "created_at": today(), "recipe": "bench/base_model.py",
+            "passes": best["passes"], "corpus_stats": corpus, "held_out_subreddits": list(HELD_OUT),
+            "licence": "PDDL 1.0 (the corpus); see LICENSE.reddit-titles"}
+    out.mkdir(parents=True, exist_ok=True)
+    artifact.save_model(out, config=CONFIG, tokenizer=tokenizer, weights=weights, metrics=metrics, info=info)
+    np.savez_compressed(out / artifact.WEIGHTS, **{k: v.astype(np.float16) for k, v in weights.items()})
+    if args.data and (args.data / "LICENSE").is_file():
+        shutil.copy(args.data / "LICENSE", out / "LICENSE.reddit-titles")
+    size = sum(p.stat().st_size for p in out.iterdir())
+    print(f"exported shard {best['shard']} (valid ppl {best['valid_perplexity']}) to {out}: {size / 1e6:.1f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="pretrain (or --resume) the base model")
+    t.add_argument("--data", type=Path, default=Path("../shared/data/reddit-titles"))
+    t.add_argument("--work", type=Path, required=True, help="where the token streams and checkpoints live")
+    t.add_argument("--resume", action="store_true")
+    t.add_argument("--passes", type=float, default=DEFAULT_PASSES)
+    t.add_argument("--hold", type=float, default=DEFAULT_HOLD)
+    t.add_argument("--end", type=float, default=DEFAULT_END)
+    t.add_argument("--hours", type=float, default=None, help="stop after the shard running at this many hours")
+    t.add_argument("--sample-every", type=int, default=4, help="print samples every this many shards")
+    e = sub.add_parser("export", help="write the best weights as a float16 model directory")
+    e.add_argument("--work", type=Path, required=True)
+    e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--data", type=Path, default=Path("../shared/data/reddit-titles"))
+    args = parser.parse_args()
+    if args.command == "train":
+        train(args)
+    else:
+        export(args)
+
+
+if __name__ == "__main__":
+    main()
