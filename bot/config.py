@@ -30,6 +30,9 @@ from models.config import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 APP_NAME = "nnbot"
 DURATION_PATTERN = re.compile(r"^(\d+)\s*([smhd])$")  # "90m", "4h", "1d"
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}  # seconds
+MAX_DURATION_DAYS = 366  # the longest interval or jitter a schedule may give: a year, and a day for a leap year
+DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")  # cron's 0-7; APScheduler 3 counts from Monday
+_NUMERIC_DAYS = re.compile(r"^(\*|\d+(?:-\d+)?)(?:/(\d+))?$")
 DATABASE_URL_FORMS = "sqlite:////absolute/path/bot.db or postgresql+psycopg://user:password@host:5432/dbname"
 DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg")  # SQLAlchemy 2.1: psycopg 3
 SETTINGS_HELP = "the README's Settings section"  # where users read what each setting does
@@ -49,6 +52,9 @@ class Settings(BaseSettings):
     bot_database_url: str | None = Field(default=None, repr=False)
     bot_sleep_scale: float = Field(default=1.0, ge=0)  # multiplies every wait (rate limits, pacing); tests set 0
     bot_lease_seconds: float = Field(default=60.0, ge=1)  # a `bot run` that stops renewing loses the database then
+    # seconds `bot run` goes on retrying a database that is locked or unreachable before it exits non-zero, so that
+    # systemd or compose restarts it
+    bot_outage_seconds: float = Field(default=600.0, ge=1, le=7 * 86400)
 
     reddit_client_id: str | None = None
     reddit_client_secret: SecretStr | None = None
@@ -217,11 +223,14 @@ class SamplingConfig(_Strict):
 
 
 def parse_duration(text: str) -> int:
-    """'90m' -> 5400 seconds."""
+    """'90m' -> 5400 seconds; at most MAX_DURATION_DAYS."""
     match = DURATION_PATTERN.match(text.strip())
     if not match:
         raise ValueError(f"{text!r} is not a duration like '30m', '4h' or '1d'")
-    return int(match[1]) * DURATION_UNITS[match[2]]
+    seconds = int(match[1]) * DURATION_UNITS[match[2]]
+    if seconds > MAX_DURATION_DAYS * 86400:
+        raise ValueError(f"{text!r} is longer than {MAX_DURATION_DAYS} days; give a shorter duration")
+    return seconds
 
 
 Duration = Annotated[str, Field(description="a duration like '30m', '4h', '1d'")]
@@ -232,21 +241,59 @@ def is_cron(text: str) -> bool:
     return len(text.split()) == CRON_FIELDS
 
 
+def cron_day_of_week(field_text: str) -> str:
+    """Cron's day-of-week field, where 0 and 7 are Sunday, in APScheduler 3's terms, where days count from Monday:
+    numbers become day names ("1-5" -> "mon-fri", "0-6" -> "sun,mon-sat", "*/2" -> "sun,tue,thu,sat"); names are
+    read alike by both and left as they are. ValueError for a number or range outside 0-7."""
+    parts: list[str] = []
+    for part in field_text.split(","):
+        match = _NUMERIC_DAYS.match(part)
+        if match is None:
+            parts.append(part)  # names ("mon-fri"), or something APScheduler refuses in its own words
+            continue
+        span, step = match[1], int(match[2]) if match[2] else None
+        if span == "*" and step is None:
+            parts.append("*")
+            continue
+        low, _, high = ("0-6" if span == "*" else span).partition("-")
+        first, last = int(low), int(high) if high else (7 if step else int(low))
+        if last > 7 or first > last or step == 0:
+            raise ValueError(f"the day of week {part!r} is not a day or a range of days from 0 to 7 (0 and 7 are "
+                             "Sunday)")
+        days = list(range(first, last + 1, step or 1))
+        if step is None and first >= 1:
+            parts.append(DAY_NAMES[first] + (f"-{DAY_NAMES[last]}" if last > first else ""))
+        elif step is None:  # Sunday first, then Monday on as a range
+            parts.append("sun" + (f",{DAY_NAMES[1]}" + (f"-{DAY_NAMES[last]}" if last > 1 else "") if last else ""))
+        else:
+            parts += [DAY_NAMES[d] for d in days]
+    return ",".join(dict.fromkeys(parts))
+
+
+def cron_trigger(text: str, *, timezone: str, jitter: int | None = None):  # type: ignore[no-untyped-def]
+    """The APScheduler trigger of a five-field cron expression, its days of week read as cron reads them."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    minute, hour, day, month, day_of_week = text.split()
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=cron_day_of_week(day_of_week),
+                       timezone=timezone, jitter=jitter)
+
+
 def check_schedule_entry(text: str, timezone: str = "UTC") -> str:
     """A duration ('4h') or a five-field cron expression ('0 9,13,18 * * *'); ValueError says what is wrong."""
     if not is_cron(text):
         try:
-            parse_duration(text)
-        except ValueError:
+            seconds = parse_duration(text)
+        except ValueError as error:
+            if DURATION_PATTERN.match(text.strip()):
+                raise
             raise ValueError(f"{text!r} is neither a duration like '30m', '4h' or '1d' nor a five-field cron "
                              "expression like '0 9,13,18 * * *'") from None
-        if parse_duration(text) <= 0:
+        if seconds <= 0:
             raise ValueError(f"{text!r} is no time at all; give a duration of at least 1s")
         return text
-    from apscheduler.triggers.cron import CronTrigger
-
     try:
-        CronTrigger.from_crontab(text, timezone=timezone)
+        cron_trigger(text, timezone=timezone)  # as `bot run` builds it, so what passes here runs there
     except ValueError as exc:
         raise ValueError(f"{text!r} is not a valid cron expression ({exc})") from None
     return text

@@ -148,6 +148,10 @@ def run(
             output.console.print(f"{job_id}: {outcome}: {message}", markup=False)
         if not summary.ran:
             output.console.print("No job was due.", markup=False)
+    failed = [job for job, outcome, _ in summary.ran if outcome == "error"]
+    if failed:
+        output.fail(f"{len(failed)} job{'s' if len(failed) != 1 else ''} failed ({', '.join(failed)}); the lines "
+                    "above say why, and `bot status` shows each bot's last error.")
     if summary.lease_lost:
         output.fail("Another `bot run` took over this database while this one was not renewing its lease; "
                     "run only one `bot run` per database.")

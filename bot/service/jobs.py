@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
 
 from bot.config import BotConfig, BotsFile, Settings
 from bot.errors import USER_ERRORS, BotError
-from bot.store import Store
+from bot.store import Store, one_line
 from bot.store.schema import Candidate, JobRun, Status, utcnow
 
 logger = logging.getLogger(__name__)
@@ -93,15 +94,21 @@ def train(bot: str) -> None:
 
 
 def run_job(runtime: Runtime, bot_name: str, job: str) -> JobResult:
-    """Run one job of one bot, record it in `job_runs`, and move the job's next run if it asked to wait."""
+    """Run one job of one bot, record it in `job_runs`, and move the job's next run if it asked to wait.
+
+    A database that is locked or unreachable fails the job with one logged line, not a traceback: the scheduler
+    (`bot.service.scheduler.Health`) waits for the database to answer again."""
     bot = runtime.bots.get(bot_name)
     if bot is None:  # removed from bots.toml while the job was queued
         return JobResult("nothing", f"bot {bot_name!r} is no longer configured")
-    with runtime.store.session() as session:
-        run = JobRun(bot=bot_name, job=job, started_at=utcnow(), owner=runtime.owner)
-        session.add(run)
-        session.flush()
-        run_id = run.id
+    try:
+        with runtime.store.session() as session:
+            run = JobRun(bot=bot_name, job=job, started_at=utcnow(), owner=runtime.owner)
+            session.add(run)
+            session.flush()
+            run_id = run.id
+    except DBAPIError as error:
+        return _unrecorded(bot_name, job, JobResult("error", _database_trouble(error)))
     if runtime.stopping.is_set():
         result = JobResult("cancelled", "the service was stopping")
     else:
@@ -109,17 +116,31 @@ def run_job(runtime: Runtime, bot_name: str, job: str) -> JobResult:
             result = WORK[job](runtime, bot)
         except USER_ERRORS as error:
             result = JobResult("error", str(error))
+        except DBAPIError as error:
+            result = JobResult("error", _database_trouble(error))
         except Exception as error:
             logger.exception("bot %s: job %s failed", bot_name, job)
             result = JobResult("error", f"{type(error).__name__}: {error}")
-    with runtime.store.session() as session:
-        row = session.get(JobRun, run_id)
-        assert row is not None
-        row.finished_at, row.outcome, row.message = utcnow(), result.outcome, result.message
+    try:
+        with runtime.store.session() as session:
+            row = session.get(JobRun, run_id)
+            assert row is not None
+            row.finished_at, row.outcome, row.message = utcnow(), result.outcome, result.message
+    except DBAPIError as error:
+        logger.warning("bot %s: %s: what it did was not recorded: %s", bot_name, job, _database_trouble(error))
     log = logger.warning if result.outcome == "error" else logger.info
     log("bot %s: %s %s: %s", bot_name, job, result.outcome, result.message)
     if result.retry_at is not None:
         runtime.reschedule(f"{bot_name}:{job}", result.retry_at)
+    return result
+
+
+def _database_trouble(error: DBAPIError) -> str:
+    return f"the database could not be used ({one_line(error)}); the job runs again at its next time"
+
+
+def _unrecorded(bot_name: str, job: str, result: JobResult) -> JobResult:
+    logger.warning("bot %s: %s %s: %s", bot_name, job, result.outcome, result.message)
     return result
 
 

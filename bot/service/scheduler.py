@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.config import BotConfig, BotsFile, Settings, is_cron, parse_duration
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.config import BotConfig, BotsFile, Settings, cron_trigger, is_cron, parse_duration
+from bot.errors import BotError
 from bot.processes import process_owner
 from bot.service import jobs, lease
-from bot.store import Store
+from bot.store import Store, one_line
 from bot.store.schema import utcnow
 
 if TYPE_CHECKING:
@@ -30,7 +34,41 @@ WORKERS = 4  # jobs of different bots that run at once (a training job runs besi
 # Seconds a job may start late (after a restart, or while a worker was busy) and still run; None: however late.
 # A post more than an hour late waits for its next slot rather than landing at an odd hour.
 MISFIRE_GRACE: dict[str, int | None] = {"refill": None, "post": 3600, "scrape": None, "train": None}
-DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")  # cron's 0-7; APScheduler 3 counts from Monday
+HEARTBEAT_SECONDS = 5.0  # the scheduler's loop wakes at least this often, so its health is known
+RETRY_FIRST_SECONDS = 1.0  # after the job store's database failed, the loop tries again after this, doubling
+RETRY_MAX_SECONDS = 30.0  # and never waits longer
+
+
+class Health:
+    """How the scheduler's loop last fared with its job store's database: a loop that has not reached it since
+    `down_since` runs no job, and the `bot run` holding it neither renews its lease (so `bot status` stops saying
+    "running") nor goes on past `bot_outage_seconds`."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.down_since: float | None = None  # time.monotonic() of the first failure in a row
+        self.reason = ""
+        self.reached = False  # set by the job store each time it read the due jobs
+
+    def failed(self, reason: str) -> float:
+        """Record a failure; returns the seconds to wait before the next try."""
+        self.failures += 1
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+        self.reason = reason
+        delay = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (self.failures - 1))
+        logger.warning("the scheduler cannot use the database (%s); no job runs until it can, next try in %.0f s",
+                       reason, delay)
+        return delay
+
+    def ok(self) -> None:
+        if self.down_since is not None:
+            logger.warning("the database answers again after %.0f s; the jobs go on",
+                           time.monotonic() - self.down_since)
+        self.failures, self.down_since, self.reason = 0, None, ""
+
+    def down_for(self) -> float:
+        return 0.0 if self.down_since is None else time.monotonic() - self.down_since
 
 
 @dataclass
@@ -46,30 +84,14 @@ class RunSummary:
 # ---- triggers
 
 
-def cron_day_of_week(field_text: str) -> str:
-    """Cron's numeric days (0 and 7 Sunday) as names, which APScheduler 3 reads as cron does ("1-5" -> "mon-fri")."""
-    def name(token: str) -> str:
-        return DAY_NAMES[int(token)] if token.isdigit() and int(token) < len(DAY_NAMES) else token
-
-    parts = []
-    for part in field_text.split(","):
-        span, slash, step = part.partition("/")
-        low, dash, high = span.partition("-")
-        parts.append(name(low) + (dash + name(high) if dash else "") + slash + step)
-    return ",".join(parts)
-
-
 def trigger_for(entry: str, bot: BotConfig) -> Any:
     """An APScheduler trigger for a schedule entry: a duration ('4h') or a cron expression, with the bot's jitter."""
-    from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
     timezone = bot.schedule.timezone
     jitter = parse_duration(bot.schedule.jitter) if bot.schedule.jitter else None
     if is_cron(entry):
-        minute, hour, day, month, day_of_week = entry.split()
-        return CronTrigger(minute=minute, hour=hour, day=day, month=month,
-                           day_of_week=cron_day_of_week(day_of_week), timezone=timezone, jitter=jitter)
+        return cron_trigger(entry, timezone=timezone, jitter=jitter)
     return IntervalTrigger(seconds=parse_duration(entry), timezone=timezone, jitter=jitter)
 
 
@@ -87,12 +109,21 @@ def build_scheduler(store: Store) -> BaseScheduler:
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    health = Health()
+
+    class JobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+        def get_due_jobs(self, now: datetime) -> list[Any]:
+            due = super().get_due_jobs(now)  # when it raises, APScheduler logs it and tries again later
+            health.reached = True
+            return due
+
     class Scheduler(BackgroundScheduler):  # type: ignore[misc]
-        """Runs jobs only between `resume()` and `shutdown()`.
+        """Runs jobs only between `resume()` and `shutdown()`, and survives a database that is locked or gone.
 
         APScheduler 3 processes due jobs once more in the instant between `shutdown()` marking itself stopped and
         its thread ending, even when it was started paused: that would advance (and fail to submit) jobs that
-        `--once` or a sync only meant to look at.
+        `--once` or a sync only meant to look at. And an error while it stores a job's next run time ("database is
+        locked") ends its thread for good: here it is logged and retried with backoff (`Health`).
         """
 
         processing = False
@@ -106,10 +137,20 @@ def build_scheduler(store: Store) -> BaseScheduler:
             super().shutdown(wait)
 
         def _process_jobs(self) -> float | None:
-            return super()._process_jobs() if self.processing else None
+            if not self.processing:
+                return None
+            health.reached = False
+            try:
+                wait = super()._process_jobs()
+            except Exception as error:  # storing a job's next run: the database is locked, gone, restarting
+                return health.failed(one_line(error))
+            if not health.reached:  # reading the due jobs failed (APScheduler logged why)
+                return health.failed("the due jobs could not be read")
+            health.ok()
+            return HEARTBEAT_SECONDS if wait is None else min(wait, HEARTBEAT_SECONDS)
 
     scheduler = Scheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=store.engine)},
+        jobstores={"default": JobStore(engine=store.engine)},
         executors={"default": ThreadPoolExecutor(WORKERS), "train": ThreadPoolExecutor(1)},
         job_defaults={"coalesce": True, "max_instances": 1},
         timezone=UTC,
@@ -123,6 +164,7 @@ def build_scheduler(store: Store) -> BaseScheduler:
             logger.error("job %s failed: %r", event.job_id, event.exception)
 
     scheduler.add_listener(on_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+    scheduler.health = health
     return scheduler
 
 
@@ -196,7 +238,10 @@ def run_service(store: Store, settings: Settings, bots: BotsFile, *, once: bool 
         if scheduler.running:
             scheduler.shutdown(wait=True)  # the jobs in flight finish and record what they did
         jobs.install(None)
-        lease.release(store, owner)
+        try:
+            lease.release(store, owner)
+        except SQLAlchemyError as error:  # the database is gone: the lease expires by itself
+            logger.warning("could not give the scheduler lease back (%s); it expires by itself", one_line(error))
     return summary
 
 
@@ -242,9 +287,30 @@ def _run_until_stopped(scheduler: BaseScheduler, store: Store, settings: Setting
 
     scheduler.add_listener(on_executed, EVENT_JOB_EXECUTED)
     scheduler.resume()
-    renew_every = settings.bot_lease_seconds * lease.RENEW_FRACTION
+    health: Health = scheduler.health  # type: ignore[attr-defined]
+    renew_every = min(settings.bot_lease_seconds * lease.RENEW_FRACTION, HEARTBEAT_SECONDS)
+    renew_failed: float | None = None  # time.monotonic() when renewing the lease began to fail
     while not stop.wait(renew_every):
-        if not lease.renew(store, owner, seconds=settings.bot_lease_seconds):
+        if not scheduler._thread.is_alive():  # noqa: SLF001 - APScheduler's loop; a dead one runs no job
+            raise BotError("The scheduler's loop stopped unexpectedly (its log says why); `bot run` exits so that "
+                           "it can be restarted.")
+        down = max(health.down_for(), time.monotonic() - renew_failed if renew_failed else 0.0)
+        if down > settings.bot_outage_seconds:
+            reason = health.reason or "see the log"
+            raise BotError(f"The database could not be used for {down:.0f} seconds ({reason}); `bot run` stopped: "
+                           "restart it once the database is back (systemd and compose do), or raise "
+                           "BOT_OUTAGE_SECONDS.")
+        if health.down_since is not None:
+            continue  # no heartbeat while no job can run: `bot status` stops saying "running" when the lease ends
+        try:
+            renewed = lease.renew(store, owner, seconds=settings.bot_lease_seconds)
+        except SQLAlchemyError as error:
+            renew_failed = renew_failed or time.monotonic()
+            health.reason = one_line(error)
+            logger.warning("could not renew the scheduler lease (%s); trying again", health.reason)
+            continue
+        renew_failed = None
+        if not renewed:
             summary.lease_lost = True
             logger.error("the scheduler lease was lost (another `bot run` took over); stopping")
             break

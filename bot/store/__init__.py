@@ -42,7 +42,7 @@ def open_store(url: str) -> Store:
     A SQLite file may be new, but its folder must exist: a mistyped URL must not leave folders behind
     (BOT_HOME, where the default database lives, is created by `bot.config.load_settings`).
     """
-    engine = create_engine(url, future=True)
+    engine = create_engine(url, future=True, pool_pre_ping=True)  # a long `bot run` outlives server restarts
     shown = engine.url.render_as_string(hide_password=True)
     if engine.dialect.name == "sqlite":
         _prepare_sqlite(engine)
@@ -64,6 +64,12 @@ def open_store(url: str) -> Store:
             fix = "BOT_DATABASE_URL and that the server is running"
         raise BotError(f"Cannot open the database at {shown} ({reason}); check {fix}.") from None
     return Store(engine)
+
+
+def one_line(error: BaseException) -> str:
+    """A database error's reason in one line, without SQLAlchemy's statement and link."""
+    reason = getattr(error, "orig", None) or error
+    return " ".join(str(reason).split())[:300]
 
 
 def insert_ignoring_conflict(session: Session, model: type, values: dict[str, object]) -> bool:
@@ -112,4 +118,4 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
-__all__ = ["Store", "open_store", "upgrade", "insert_ignoring_conflict", "SQLAlchemyError"]
+__all__ = ["Store", "open_store", "upgrade", "insert_ignoring_conflict", "one_line", "SQLAlchemyError"]

@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from bot.config import load_bots_file, load_settings
 from bot.corpus import add_documents
 from bot.service import lease
-from bot.service.scheduler import build_scheduler, cron_day_of_week, next_runs, run_service, sync_jobs, trigger_for
+from bot.config import cron_day_of_week
+from bot.service.scheduler import build_scheduler, next_runs, run_service, sync_jobs, trigger_for
 from bot.store import open_store
 from bot.store.schema import Candidate, JobRun, Status, utcnow
 from scrapers.documents import Document
@@ -27,9 +28,50 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("cron, apscheduler", [("1-5", "mon-fri"), ("0,6", "sun,sat"), ("7", "sun"), ("*", "*"),
-                                               ("*/2", "*/2"), ("mon-fri", "mon-fri")])
+                                               ("*/2", "sun,tue,thu,sat"), ("mon-fri", "mon-fri"),
+                                               ("0-6", "sun,mon-sat"), ("0-4", "sun,mon-thu"), ("1-7", "mon-sun"),
+                                               ("0-0", "sun"), ("6-7", "sat-sun"), ("1-5/2", "mon,wed,fri")])
 def test_cron_days_are_counted_from_sunday_as_cron_does(cron: str, apscheduler: str) -> None:
     assert cron_day_of_week(cron) == apscheduler
+
+
+@pytest.mark.parametrize("days, fires", [("0-6", 7), ("0-4", 5), ("1-7", 7), ("7", 1), ("0,7", 1), ("*/2", 4)])
+def test_every_cron_day_of_week_that_validates_fires_on_the_days_cron_would(tmp_path: Path, days: str,
+                                                                           fires: int) -> None:
+    config = write_bots(tmp_path / "bots.toml", file_bot("fb", schedule=f'post = "0 9 * * {days}"'))
+    bot = bot_config(config, "fb")
+    trigger = trigger_for(bot.schedule.post, bot)
+    start = datetime(2026, 12, 6, 0, 0, tzinfo=UTC)  # a Sunday
+    fired, previous = [], None
+    for _ in range(fires + 1):
+        previous = trigger.get_next_fire_time(previous, previous or start)
+        fired.append(previous.strftime("%a"))
+    week = fired[:fires]
+    assert len(set(week)) == fires and fired[fires] == week[0]  # each day once a week, then the same again
+    if days in ("7", "0,7"):
+        assert week == ["Sun"]
+    if days == "*/2":
+        assert week == ["Sun", "Tue", "Thu", "Sat"]
+    if days == "0-4":
+        assert week == ["Sun", "Mon", "Tue", "Wed", "Thu"]
+
+
+@pytest.mark.parametrize("days", ["8", "3-1", "0-9", "*/0"])
+def test_a_day_of_week_cron_never_reads_is_refused_before_anything_runs(tmp_path: Path, days: str) -> None:
+    from bot.errors import ConfigError
+
+    config = write_bots(tmp_path / "bots.toml", file_bot("fb", schedule=f'post = "0 9 * * {days}"'))
+    with pytest.raises(ConfigError, match="is not a valid cron expression"):
+        load_bots_file(config)
+
+
+@pytest.mark.parametrize("entry", ['post = "99999999999d"', 'post = "1h"\njitter = "99999999999d"'])
+def test_an_interval_past_a_year_is_refused_with_one_sentence(tmp_path: Path, entry: str) -> None:
+    from bot.errors import ConfigError
+
+    config = write_bots(tmp_path / "bots.toml", file_bot("fb", schedule=entry))
+    with pytest.raises(ConfigError, match="is longer than 366 days; give a shorter duration"):
+        load_bots_file(config)
 
 
 def test_a_cron_entry_fires_at_its_hours_in_the_bots_time_zone(tmp_path: Path) -> None:
