@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 MAX_POST_ATTEMPTS = 5  # transient failures of one candidate before it waits for a person
 RETRY_BASE_SECONDS = 60.0  # first retry after a transient failure; doubles each attempt (times BOT_SLEEP_SCALE)
 RETRY_MAX_SECONDS = 3600.0  # and never waits longer than this
+ACCOUNT_WAIT_SECONDS = 300.0  # an account or destination that refuses every post is tried again after this
 STALE_POSTING = timedelta(minutes=10)  # a `posting` row this old is `unknown` whoever holds it (HTTP times out in 40 s)
 RECONCILE_POSTS = 100  # the account's latest posts that reconcile searches
 RECONCILE_SLACK = timedelta(minutes=10)  # a post made this long before the claim can still match (clock skew)
@@ -285,8 +286,9 @@ def record_failure(store: Store, settings: Settings, bot: BotConfig, claimed: Cl
     retry_at = None
     if error.outcome == Outcome.UNKNOWN:
         values["status"] = Status.UNKNOWN
-    elif error.outcome == Outcome.ACCOUNT:
+    elif error.outcome == Outcome.ACCOUNT:  # not the post's fault: it goes back, and the bot waits
         values.update(status=claimed.previous, attempts=Candidate.attempts - 1)
+        retry_at = now + timedelta(seconds=ACCOUNT_WAIT_SECONDS * settings.bot_sleep_scale)
     elif error.outcome == Outcome.RATE_LIMITED:
         retry_at = error.retry_at or now + retry_delay(1, scale=settings.bot_sleep_scale)
         values.update(status=Status.FAILED, retry_at=retry_at, attempts=Candidate.attempts - 1)
@@ -299,7 +301,7 @@ def record_failure(store: Store, settings: Settings, bot: BotConfig, claimed: Cl
     else:
         values["status"] = Status.FAILED
     with store.session() as session:
-        if error.outcome == Outcome.RATE_LIMITED:
+        if error.outcome in (Outcome.RATE_LIMITED, Outcome.ACCOUNT):
             state = lock_bot(session, bot.name)
             state.post_not_before, state.wait_reason = retry_at, message
         done = session.execute(

@@ -1,11 +1,14 @@
 """The `file` platform: each post is one JSON line appended to a file and fsynced; a dry run that leaves a record.
 
 A line is `{"id", "bot", "text", "posted_at"}`. Appends take an exclusive lock on the file, so several
-processes posting at once never interleave their lines.
+processes posting at once never interleave their lines. A post is a whole line or nothing: a write cut short (a
+full disk) is cut back off the file, and a file that cannot be written at all (read-only, full, missing folder) is
+the destination's problem, not the post's (`Outcome.ACCOUNT`: the candidate waits for the destination to be fixed).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -19,6 +22,9 @@ from bot.publishers.base import Outcome, Posted, PublishError, RemotePost
 logger = logging.getLogger(__name__)
 
 READ_TAIL_BYTES = 1 << 20  # recent_posts reads at most the file's last MiB
+# Errors that refuse every post, whatever its text: the destination must be fixed first.
+DESTINATION_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT, errno.EISDIR,
+                      errno.ENOTDIR, errno.EFBIG)
 
 
 class FilePublisher:
@@ -37,19 +43,39 @@ class FilePublisher:
             # O_APPEND and one write per line; the lock keeps other processes' lines whole around ours.
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise PublishError(f"Cannot open {self.path} to post to it ({exc.strerror}); check the bot's "
-                               "destination.", outcome=Outcome.PERMANENT) from None
+            raise self._refused(exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, (line + "\n").encode("utf-8"))
-            os.fsync(fd)
-        except OSError as exc:
-            # A failed write may have left part of the line behind: say so rather than guess.
-            raise PublishError(f"Writing the post to {self.path} failed ({exc.strerror}).",
-                               outcome=Outcome.UNKNOWN) from None
+            self._append(fd, (line + "\n").encode("utf-8"))
         finally:
             os.close(fd)
         return Posted(remote_id=post_id, url=f"{self.path.as_uri()}#{post_id}")
+
+    def _append(self, fd: int, data: bytes) -> None:
+        """Write `data` whole at the end of the file, or leave the file as it was and raise."""
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            written = 0
+            while written < len(data):  # os.write may write part of it (a nearly full disk) without an error
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, start)  # the part written is not a post
+                os.fsync(fd)
+            except OSError:  # a part of the line may be left behind: say so rather than guess
+                raise PublishError(f"Writing the post to {self.path} failed ({exc.strerror}) and the part written "
+                                   "could not be taken back; look at the file's last line.",
+                                   outcome=Outcome.UNKNOWN) from None
+            raise self._refused(exc) from None
+
+    def _refused(self, exc: OSError) -> PublishError:
+        if exc.errno in DESTINATION_ERRORS:
+            return PublishError(f"Cannot write to {self.path} ({exc.strerror}); nothing was posted, and the bot "
+                                "waits until the file can be written (check the disk, its permissions and the "
+                                "bot's destination).", outcome=Outcome.ACCOUNT)
+        return PublishError(f"Writing the post to {self.path} failed ({exc.strerror}); nothing was posted.",
+                            outcome=Outcome.TRANSIENT)
 
     def recent_posts(self, *, limit: int) -> list[RemotePost]:
         try:
