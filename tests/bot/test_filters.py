@@ -211,12 +211,21 @@ def test_counts_name_every_filter_even_when_none_rejects():
     ("a carriage\rreturn title", "\\r"),
     ("delete \x7f this title", "\\x7f"),
     ("a C1 \x9b31m title", "\\x9b"),
+    ("evil \u202egnp.exe title", "\\u202e"),  # right-to-left override: shows "exe.png"
+    ("an isolate \u2066here\u2069 title", "\\u2066"),
+    ("zero\u200bwidth space title", "\\u200b"),
+    ("a byte order \ufeffmark title", "\\ufeff"),
 ])
 def test_control_characters_are_rejected_first_whatever_the_config(text: str, shown: str) -> None:
     expected = Rejection("controls", f"contains the control character {shown}")
     assert filters().check(text) == expected
     assert filters("file", novelty=False, default_blocklist=False, min_words=1).check(text) == expected
     assert filters("x").check(text + " @bob") == expected  # the first filter to reject is the one reported
+
+
+def test_joiners_are_text_for_emoji_and_scripts() -> None:
+    assert filters("file", novelty=False, default_blocklist=False, min_words=1).check(
+        "A family \U0001F468\u200d\U0001F469\u200d\U0001F467 and \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 here") is None
 
 
 def test_tabs_and_newlines_are_text():

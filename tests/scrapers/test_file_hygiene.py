@@ -145,6 +145,11 @@ def test_txt_control_characters_are_removed_before_the_id_is_made(tmp_path: Path
     ]
 
 
+def test_bidirectional_and_zero_width_characters_are_removed_on_the_way_in(tmp_path: Path) -> None:
+    path = write(tmp_path / "b.txt", "A title \u202dreversed\u202c and zero\u200bwidth\u2066 here\n".encode())
+    assert [d.text for d in read_documents(path)] == ["A title reversed and zerowidth here"]
+
+
 def test_jsonl_nul_escape_and_controls_in_every_field_are_removed(tmp_path: Path) -> None:
     path = write(tmp_path / "n.jsonl", b'{"text": "nul \\u0000 here\\u001b[2J", "id": "\\u0007 5", '
                                        b'"author": "a\\u0000b", "url": "\\u009bhttps://e.com", '
