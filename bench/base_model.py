@@ -50,8 +50,8 @@ VALID_DOCUMENTS = 10_000  # in-distribution validation titles (seeded draw from 
 SEED = 0
 MAX_VOCAB = 24_000  # pieces, specials included: sampling cost grows with it (bench/generate_speed.py)
 SHARD_TOKENS = 2_500_000  # tokens per shard: about five minutes at this machine's sampled-softmax pace
-DEFAULT_PASSES = 6.0  # over the training corpus, in all (the schedule's end)
-DEFAULT_HOLD = 3.0  # passes at the starting learning rate before it decays
+DEFAULT_PASSES = 3.0  # over the training corpus, in all (the schedule's end): about 45 shards, 5-6 hours here
+DEFAULT_HOLD = 1.5  # passes at the starting learning rate before it decays
 DEFAULT_END = 0.05  # the learning rate at the end, as a share of its start
 
 # The network: medium's tied 2 x 300 LSTM and clipped SGD (models.config "medium"), with the light dropout a corpus
@@ -164,12 +164,18 @@ def train(args: argparse.Namespace) -> None:
         if not state_path.is_file():
             raise SystemExit(f"There is nothing to resume in {work}; run without --resume first.")
         state = json.loads(state_path.read_text())
+        for key in ("passes", "hold", "end"):  # a resume may change the plan from here on
+            if getattr(args, key) is not None and getattr(args, key) != state[key]:
+                print(f"{key}: {state[key]} -> {getattr(args, key)}", flush=True)
+                state[key] = getattr(args, key)
     else:
         if state_path.exists():
             raise SystemExit(f"{work} holds a run already; add --resume to go on with it, or pick another --work.")
         if not (work / "train.npy").is_file():
             prepare(args.data, work)
-        state = {"shard": 0, "passes": args.passes, "hold": args.hold, "end": args.end, "best_loss": math.inf,
+        plan = {key: getattr(args, key) if getattr(args, key) is not None else default
+                for key, default in (("passes", DEFAULT_PASSES), ("hold", DEFAULT_HOLD), ("end", DEFAULT_END))}
+        state = {"shard": 0, **plan, "best_loss": math.inf,
                  "seconds": 0.0, "history": [], "machine": machine(), "started": today()}
     tokenizer = Tokenizer.from_json((work / "tokenizer.json").read_text(encoding="utf-8"))
     stream = np.load(work / "train.npy")
@@ -251,9 +257,9 @@ def main() -> None:
     t.add_argument("--data", type=Path, default=Path("../shared/data/reddit-titles"))
     t.add_argument("--work", type=Path, required=True, help="where the token streams and checkpoints live")
     t.add_argument("--resume", action="store_true")
-    t.add_argument("--passes", type=float, default=DEFAULT_PASSES)
-    t.add_argument("--hold", type=float, default=DEFAULT_HOLD)
-    t.add_argument("--end", type=float, default=DEFAULT_END)
+    t.add_argument("--passes", type=float, help=f"passes over the corpus in all (default {DEFAULT_PASSES:g})")
+    t.add_argument("--hold", type=float, help=f"passes at the starting rate (default {DEFAULT_HOLD:g})")
+    t.add_argument("--end", type=float, help=f"the last rate, a share of the first (default {DEFAULT_END:g})")
     t.add_argument("--hours", type=float, default=None, help="stop after the shard running at this many hours")
     t.add_argument("--sample-every", type=int, default=4, help="print samples every this many shards")
     e = sub.add_parser("export", help="write the best weights as a float16 model directory")

@@ -1,8 +1,10 @@
-"""Names of corpora, models and bots: safe as directory names, checked the same way everywhere."""
+"""Names of corpora, models and bots: safe as directory names, checked the same way everywhere; and the bound on
+the ids people type."""
 
 import re
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+MAX_ID = 2**63 - 1  # the largest id a database row can have (a signed 64-bit integer, SQLite and PostgreSQL alike)
 NAME_RULE = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"  # NAME_PATTERN, for people
 
 

@@ -6,9 +6,11 @@ from typing import Annotated
 
 import typer
 
-from bot.names import check_name
+from bot.names import MAX_ID, check_name
 
 JSON = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
+CANDIDATE_IDS = Annotated[list[int], typer.Argument(help="Candidate ids.", min=1, max=MAX_ID)]
+CANDIDATE_ID = Annotated[int, typer.Argument(help="Candidate id.", min=1, max=MAX_ID)]
 
 
 def corpus_name(value: str) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from bot.cli import app
-from bot.cli.options import JSON
+from bot.cli.options import CANDIDATE_ID, CANDIDATE_IDS, JSON
 
 queue_app = typer.Typer(help="Review candidates: list, approve, reject, edit, reconcile.", no_args_is_help=True)
 app.add_typer(queue_app, name="queue")
@@ -48,7 +48,7 @@ def list_(
 
 
 @queue_app.command()
-def approve(ids: Annotated[list[int], typer.Argument(help="Candidate ids.")]) -> None:
+def approve(ids: CANDIDATE_IDS) -> None:
     """Approve candidates for posting; a rejected one too, its rejection kept in its reason."""
     from bot import queue
     from bot.cli import context, output
@@ -59,7 +59,7 @@ def approve(ids: Annotated[list[int], typer.Argument(help="Candidate ids.")]) ->
 
 
 @queue_app.command()
-def reject(ids: Annotated[list[int], typer.Argument(help="Candidate ids.")],
+def reject(ids: CANDIDATE_IDS,
            reason: Annotated[Optional[str], typer.Option("--reason", help="Why, for the record.")] = None) -> None:
     """Reject candidates; they are kept, and never posted unless approved again."""
     from bot import queue
@@ -71,7 +71,7 @@ def reject(ids: Annotated[list[int], typer.Argument(help="Candidate ids.")],
 
 
 @queue_app.command()
-def edit(candidate_id: Annotated[int, typer.Argument(help="Candidate id.")],
+def edit(candidate_id: CANDIDATE_ID,
          text: Annotated[str, typer.Option("--text", help="The new text.")]) -> None:
     """Change a candidate's text; the filters check the new text first."""
     from bot import queue

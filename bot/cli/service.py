@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bot.cli import app, state
-from bot.cli.options import JSON
+from bot.cli.options import JSON, MAX_ID
 
 if TYPE_CHECKING:
     from bot.config import BotConfig
@@ -40,7 +40,7 @@ def _bot(name: str) -> BotConfig:
 @app.command()
 def post(
     candidate_id: Annotated[int | None, typer.Argument(help="The candidate to post (default: with --bot, the "
-                                                              "bot's next one).")] = None,
+                                                              "bot's next one).", min=1, max=MAX_ID)] = None,
     bot: Annotated[str | None, typer.Option("--bot", help="Post this bot's next candidate.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be sent and where; change nothing.")] = False,
     config: CONFIG = None,

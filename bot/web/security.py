@@ -94,12 +94,15 @@ def _digest(value: str) -> bytes:
 
 class Sessions:
     """Signed, timed session cookies. A session holds its CSRF token and, once logged in, a mark derived from the
-    password, so changing BOT_REVIEW_PASSWORD logs everyone out."""
+    password, so changing BOT_REVIEW_PASSWORD logs everyone out, and a random login id that this server keeps while
+    the login lasts: logging out forgets it, so a copy of the cookie stops working too (as does restarting
+    `bot serve`, which forgets them all)."""
 
     def __init__(self, key: bytes, password: SecretStr) -> None:
         self._signer = URLSafeTimedSerializer(key, salt=SESSION_SALT)
         self._password = _digest(password.get_secret_value())
         self._mark = hmac.new(key, b"login:" + self._password, hashlib.sha256).hexdigest()
+        self._live: dict[str, float] = {}  # login id -> time.monotonic() when it ends
 
     def load(self, request: Request) -> dict[str, Any]:
         cookie = request.cookies.get(SESSION_COOKIE)
@@ -125,11 +128,20 @@ class Sessions:
 
     def logged_in_session(self) -> dict[str, Any]:
         """A fresh session for someone who just logged in: a new CSRF token, so no token from before survives."""
-        return {"csrf": secrets.token_urlsafe(SECRET_BYTES), "login": self._mark}
+        now = time.monotonic()
+        self._live = {sid: end for sid, end in self._live.items() if end > now}  # ended logins are forgotten
+        sid = secrets.token_urlsafe(SECRET_BYTES)
+        self._live[sid] = now + SESSION_MAX_AGE
+        return {"csrf": secrets.token_urlsafe(SECRET_BYTES), "login": self._mark, "sid": sid}
 
     def is_logged_in(self, session: dict[str, Any]) -> bool:
-        mark = session.get("login")
-        return isinstance(mark, str) and hmac.compare_digest(mark, self._mark)
+        mark, sid = session.get("login"), session.get("sid")
+        return (isinstance(mark, str) and hmac.compare_digest(mark, self._mark) and isinstance(sid, str)
+                and self._live.get(sid, 0.0) > time.monotonic())
+
+    def end(self, session: dict[str, Any]) -> None:
+        """Log out: the login id is forgotten, whoever holds a copy of the cookie."""
+        self._live.pop(str(session.get("sid")), None)
 
     def password_matches(self, given: str) -> bool:
         """Constant time: both sides are hashed to the same length first."""
@@ -171,8 +183,39 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+CROSS_SITE = ("This request came from another site ({origin}), so it was refused and nothing was changed; use "
+              "the review page itself.")
+UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+class SameOrigin:
+    """Pure ASGI middleware: a state-changing request whose browser says it came from another site (its `Origin`, or
+    `Sec-Fetch-Site: cross-site`) is refused with 403, whatever its CSRF token. Requests without those headers
+    (older browsers, scripts) are left to the CSRF token."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in UNSAFE_METHODS:
+            request = Request(scope)
+            origin = request.headers.get("origin")
+            own = f"{request.url.scheme}://{request.url.netloc}"
+            if (origin is not None and origin != own) or request.headers.get("sec-fetch-site") == "cross-site":
+                response = Response(CROSS_SITE.format(origin=origin or "cross-site"), status_code=403,
+                                    media_type="text/plain")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+SERVER_ERROR = b"Something went wrong on the server; the log of `bot serve` says what. Nothing was changed."
+
+
 class SecurityHeaders:
-    """Pure ASGI middleware: the security headers (and no caching of pages) on every response, errors included."""
+    """Pure ASGI middleware: the security headers (and no caching of pages) on every response, errors included: an
+    unexpected error becomes a plain 500 with them here, before Starlette's outermost handler (which adds none) sees
+    it to log it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -193,4 +236,18 @@ class SecurityHeaders:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send_with_headers(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            if not started:
+                await tracked({"type": "http.response.start", "status": 500,
+                               "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+                await tracked({"type": "http.response.body", "body": SERVER_ERROR})
+            raise

@@ -58,5 +58,6 @@ async def login(request: Request) -> Response:
 @router.post("/logout")
 def logout(request: Request, form: Annotated[FormData, Depends(checked_form)]) -> Response:
     response = RedirectResponse("/login", status_code=SEE_OTHER)
+    request.app.state.sessions.end(request.state.session)
     request.app.state.sessions.clear(request, response)
     return response

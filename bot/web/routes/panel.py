@@ -11,6 +11,7 @@ from starlette.datastructures import FormData
 
 from bot.config import BotConfig
 from bot.errors import USER_ERRORS, BotError
+from bot.names import MAX_ID
 from bot.queue import SamplingRecord
 from bot.web import trying
 from bot.web.access import checked_form, logged_in, redirect_with_flash
@@ -22,6 +23,7 @@ router = APIRouter()
 
 DEFAULT_COUNT = 10  # samples the form asks for unless changed
 BAD_REQUEST = 400
+MAX_TOKENS = 100_000  # the most tokens a sent sample may say it has (a real one has tens)
 
 
 def _defaults(bot: BotConfig | None) -> dict[str, Any]:
@@ -53,6 +55,13 @@ def _number(form: FormData, name: str, label: str) -> float:
     if not math.isfinite(value):
         raise BotError(f"The {label} must be a finite number.")
     return value
+
+
+def _whole(form: FormData, name: str, label: str, most: int) -> int:
+    value = _number(form, name, label)
+    if value != int(value) or not 0 <= value <= most:
+        raise BotError(f"The {label} must be a whole number from 0 to {most}.")
+    return int(value)
 
 
 @router.get("/try")
@@ -88,12 +97,12 @@ def send(request: Request, form: Annotated[FormData, Depends(checked_form)]) -> 
         record = SamplingRecord(model=bot.model_name, temperature=_number(form, "temperature", "temperature"),
                                 top_k=bot.sampling.top_k, top_p=_number(form, "top_p", "top-p"),
                                 prefix=str(form.get("prefix", "")) or None,
-                                seed=int(seed) if seed.isdigit() else None)
+                                seed=int(seed) if seed.isdigit() and int(seed) <= MAX_ID else None)
         picked = [int(i) for i in form.getlist("pick") if isinstance(i, str) and i.isdigit()]
         if not picked:
             raise BotError("No sample was ticked; tick the ones to send to the queue.")
         samples = [Sample(str(form.get(f"text-{i}", "")), _number(form, f"logprob-{i}", "log-probability"),
-                          int(_number(form, f"tokens-{i}", "token count")), True) for i in picked]
+                          _whole(form, f"tokens-{i}", "token count", MAX_TOKENS), True) for i in picked]
         state = request.app.state
         sent = trying.send(state.store, state.settings, bot, samples, record)
     except USER_ERRORS as error:

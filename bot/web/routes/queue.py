@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+from fastapi import Path as FastAPIPath
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,6 +17,7 @@ from bot import posting
 from bot.config import BotConfig, BotsFile
 from bot.errors import NotFoundError, QueueError
 from bot.filters import FILTER_NAMES, FilterSet
+from bot.names import MAX_ID
 from bot.queue import list_candidates
 from bot.service.scheduler import next_runs
 from bot.store.schema import Candidate, Status
@@ -176,7 +178,7 @@ def bulk(request: Request, form: Annotated[FormData, Depends(checked_form)]) -> 
     try:
         if action not in review.BULK_ACTIONS:
             raise QueueError("Choose approve or reject for the ticked candidates.")
-        ids = [int(i) for i in form.getlist("ids") if isinstance(i, str) and i.isdigit()]
+        ids = [int(i) for i in form.getlist("ids") if isinstance(i, str) and i.isdigit() and int(i) <= MAX_ID]
         versions = {i: _text(form, f"version-{i}") for i in ids}
         done = (review.approve(request.app.state.store, versions) if action == "approve"
                 else review.reject(request.app.state.store, versions, reason=_text(form, "reason")))
@@ -186,7 +188,8 @@ def bulk(request: Request, form: Annotated[FormData, Depends(checked_form)]) -> 
 
 
 @router.post("/candidates/{candidate_id}")
-def act(request: Request, candidate_id: int, form: Annotated[FormData, Depends(checked_form)]) -> Response:
+def act(request: Request, candidate_id: Annotated[int, FastAPIPath(ge=1, le=MAX_ID)],
+        form: Annotated[FormData, Depends(checked_form)]) -> Response:
     """approve, reject (with an optional reason) or edit (then approve) one candidate."""
     action, seen = _text(form, "action"), _text(form, "version")
     state = request.app.state

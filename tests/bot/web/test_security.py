@@ -15,7 +15,7 @@ from bot.config import load_settings
 from bot.errors import ConfigError
 from bot.web.security import CSRF_REFUSED, LOGIN_FAILURES_ALLOWED, NO_PASSWORD, SECRET_FILE, TOO_MANY_LOGINS
 from tests.bot.service.helpers import add_candidates
-from tests.bot.web.helpers import PASSWORD, csrf_of
+from tests.bot.web.helpers import PASSWORD, csrf_of, version_of
 
 PAGES = ("/", "/approved", "/posted", "/problems", "/status", "/try")
 HEADERS = {
@@ -135,3 +135,127 @@ def test_bot_help_does_not_import_the_web_stack() -> None:
             "assert not {'fastapi', 'uvicorn', 'starlette', 'jinja2'} & set(sys.modules), sorted(sys.modules)")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env)
+
+
+def test_logging_out_ends_the_session_on_the_server_so_a_copied_cookie_stops_working(logged_in) -> None:  # type: ignore
+    copied = logged_in.client.cookies.get("nnbot_session")
+    assert logged_in.post("/logout", {}, follow=False).status_code == 303
+    logged_in.client.cookies.set("nnbot_session", copied)  # as someone who copied it before the logout
+    assert logged_in.client.get("/", follow_redirects=False).headers["location"] == "/login"
+
+
+@pytest.mark.parametrize("headers", [{"Origin": "http://evil.example"}, {"Origin": "null"},
+                                     {"Sec-Fetch-Site": "cross-site"}])
+def test_a_state_change_from_another_site_is_refused_whatever_its_token(logged_in, headers) -> None:  # type: ignore
+    from bot.web.security import CROSS_SITE
+
+    ids = add_candidates(logged_in.store, "fb", ["Approved from elsewhere?"], approve=False)
+    html = logged_in.client.get("/").text
+    response = logged_in.client.post(f"/candidates/{ids[0]}", headers=headers, data={
+        "csrf_token": csrf_of(html), "back": "/", "version": version_of(html, ids[0]), "action": "approve"})
+    origin = headers.get("Origin", "cross-site")
+    assert (response.status_code, response.text) == (403, CROSS_SITE.format(origin=origin))
+    assert response.headers["x-frame-options"] == "DENY"
+    same = logged_in.client.post(f"/candidates/{ids[0]}", headers={"Origin": "http://testserver"}, data={
+        "csrf_token": csrf_of(html), "back": "/", "version": version_of(html, ids[0]), "action": "approve"},
+        follow_redirects=False)
+    assert same.status_code == 303  # the page's own origin goes through
+
+
+def test_a_request_for_another_host_name_is_refused(make_web, store, bots_toml) -> None:  # type: ignore
+    from fastapi.testclient import TestClient
+
+    from bot.config import load_bots_file, load_settings
+    from bot.web.app import create_app
+
+    app = create_app(store, load_settings(bot_review_password=PASSWORD), load_bots_file(bots_toml),
+                     allowed_hosts=["127.0.0.1", "localhost"])
+    rebinding = TestClient(app, base_url="http://evil.example:8000").get("/login")
+    assert (rebinding.status_code, rebinding.text) == (400, "Invalid host header")
+    assert rebinding.headers["x-content-type-options"] == "nosniff"
+    assert TestClient(app, base_url="http://127.0.0.1:8000").get("/login").status_code == 200
+
+
+def test_bot_serve_answers_to_the_names_of_the_address_it_listens_on() -> None:
+    from bot.cli.serve import allowed_hosts
+
+    assert allowed_hosts("127.0.0.1", None) == ["127.0.0.1", "localhost", "[::1]"]
+    assert allowed_hosts("::1", None) == ["::1", "[::1]", "localhost", "127.0.0.1"]
+    assert allowed_hosts("192.0.2.7", None) == ["192.0.2.7"]
+    assert allowed_hosts("0.0.0.0", None) == ["*"]
+    assert allowed_hosts("0.0.0.0", ["review.example.org"]) == ["review.example.org"]
+
+
+@pytest.mark.parametrize("path", ["/candidates/99999999999999999999", "/candidates/9223372036854775808",
+                                  "/candidates/0"])
+def test_an_id_past_what_a_database_holds_is_refused_not_a_server_error(logged_in, path) -> None:  # type: ignore
+    response = logged_in.post(path, {"action": "approve", "version": "1"}, follow=False)
+    assert response.status_code == 422
+    for name, value in HEADERS.items():
+        assert response.headers.get(name) == value
+    bulk = logged_in.post("/candidates/bulk", {"action": "approve", "ids": ["99999999999999999999"]})
+    assert bulk.status_code == 409 and "No candidate was chosen; tick the ones to approve." in bulk.text
+
+
+def test_a_token_count_past_any_sample_is_refused_on_the_try_panel(logged_in) -> None:  # type: ignore
+    response = logged_in.post("/try/send", {"bot": "fb", "temperature": "1", "top_p": "0.95", "seed": "9" * 30,
+                                            "pick": "0", "text-0": "A title", "logprob-0": "-3", "tokens-0": "1e20"},
+                              page="/try")
+    assert response.status_code == 400
+    assert "The token count must be a whole number from 0 to 100000." in response.text
+
+
+def test_an_unexpected_error_is_a_plain_500_with_the_security_headers() -> None:
+    import asyncio
+
+    from bot.web.security import SERVER_ERROR, SecurityHeaders
+
+    async def broken(scope, receive, send):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug")
+
+    sent: list[dict] = []
+
+    async def send(message):  # type: ignore[no-untyped-def]
+        sent.append(message)
+
+    with pytest.raises(RuntimeError):  # still raised, for the server's log
+        asyncio.run(SecurityHeaders(broken)({"type": "http", "path": "/"}, None, send))  # type: ignore[arg-type]
+    assert sent[0]["status"] == 500 and sent[1]["body"] == SERVER_ERROR
+    headers = {k.decode(): v.decode() for k, v in sent[0]["headers"]}
+    for name, value in HEADERS.items():
+        assert headers[name.lower()] == value
+
+
+def test_bot_serve_counts_failed_logins_by_the_connecting_address_whatever_x_forwarded_for_says(tmp_path) -> None:
+    import socket
+
+    import httpx
+
+    from tests.bot.service.helpers import wait_for
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
+                              env={**os.environ, "PYTHONPATH": str(ROOT), "BOT_REVIEW_PASSWORD": PASSWORD},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"{base}/login").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_for(answers, what="`bot serve` to answer")
+        with httpx.Client(base_url=base) as client:
+            token = csrf_of(client.get("/login").text)
+            codes = [client.post("/login", data={"password": "wrong", "csrf_token": token},
+                                 headers={"X-Forwarded-For": f"198.51.100.{n}"}).status_code
+                     for n in range(LOGIN_FAILURES_ALLOWED + 3)]
+            assert codes == [401] * LOGIN_FAILURES_ALLOWED + [429] * 3
+            assert client.get("/login", headers={"Host": "evil.example"}).status_code == 400  # DNS rebinding
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
