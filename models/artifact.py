@@ -166,5 +166,8 @@ def load_model(path: Path) -> ModelArtifact:
     weights = load_weights(path / WEIGHTS)
     check_weights(weights, config, tokenizer.size, path / WEIGHTS)
     info = {k: v for k, v in header.items() if k not in ("format", "config")}
-    return ModelArtifact(path, config, tokenizer, weights, _read_json(path / METRICS), info,
-                         _read_json(path / VERSIONS))
+    metrics, versions = _read_json(path / METRICS), _read_json(path / VERSIONS)
+    if not isinstance(metrics, dict):  # the record of training, not the model: a damaged one is left out
+        log.warning("%s is not a JSON object; the model's training record is left out", path / METRICS)
+        metrics = {}
+    return ModelArtifact(path, config, tokenizer, weights, metrics, info, versions if isinstance(versions, dict) else {})

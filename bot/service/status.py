@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -66,7 +67,16 @@ def _model(settings: Settings, name: str, now: datetime) -> dict[str, Any]:
         return {"name": name, "problem": str(error)}
     created = model.info.get("created_at")
     age = None
-    if created:
+    try:
         age = round((now - datetime.fromisoformat(created)).total_seconds() / 3600, 1)
-    return {"name": name, "valid_perplexity": model.metrics.get("valid_perplexity"), "trained_at": created,
+    except (TypeError, ValueError):  # missing or damaged: no age rather than no status
+        created = None
+    return {"name": name, "valid_perplexity": _finite(model.metrics.get("valid_perplexity")), "trained_at": created,
             "age_hours": age}
+
+
+def _finite(value: Any) -> float | None:
+    """A number from a file people can edit, or None where it is not one."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)

@@ -111,3 +111,17 @@ def test_run_once_exits_non_zero_when_a_job_failed(bot, tmp_path) -> None:
     assert run.out.startswith("fresh:refill: error: There is no model named 'fresh'")
     assert run.err == ("Error: 1 job failed (fresh:refill); the lines above say why, and `bot status` shows each "
                        "bot's last error.\n")
+
+
+@pytest.mark.parametrize("metrics, shown", [('{"valid_perplexity": "abc"}', "no perplexity"),
+                                            ('{"valid_perplexity": null}', "no perplexity"),
+                                            ("null", "no perplexity"), ('{"valid_perplexity": 41.3}', "perplexity 41.3")])
+def test_status_shows_a_model_whose_metrics_file_was_damaged(bot, config, bot_home, tiny_model_dir, metrics,
+                                                            shown) -> None:
+    import shutil
+
+    shutil.copytree(tiny_model_dir, bot_home / "models" / "fb")
+    (bot_home / "models" / "fb" / "metrics.json").write_text(metrics)
+    run = bot("--config", str(config), "status")
+    assert run.code == 0, run.err
+    assert "fb  review  file posts.jsonl  model fb (" + shown + ")\n" in run.out
