@@ -445,11 +445,13 @@ def reconcile(store: Store, settings: Settings, bots: BotsFile, *, bot_name: str
 def _match(store: Store, bot: BotConfig, candidates: list[Candidate], recent: list, result: ReconcileResult) -> None:
     destination = subreddit_name(bot.destination or "").lower() if bot.platform == "reddit" else ""
     with store.session() as session:
-        taken = set(session.scalars(select(Candidate.remote_id).where(
-            Candidate.bot == bot.name, Candidate.remote_id.is_not(None))))
+        # A post already credited to a candidate, of this bot or of another bot on the same account or file, is
+        # not this one; and where the platform says which bot posted (the file), only this bot's posts count.
+        taken = set(session.scalars(select(Candidate.remote_id).where(Candidate.remote_id.is_not(None))))
         for candidate in candidates:
             since = (candidate.claimed_at or candidate.updated_at) - RECONCILE_SLACK
             match = next((p for p in recent if p.remote_id not in taken and _same_text(p.text, candidate.text)
+                          and (p.bot is None or p.bot == bot.name)
                           and (p.created_at is None or p.created_at >= since)
                           and (bot.platform != "reddit" or (p.destination or "").lower() == destination)), None)
             if match is None:

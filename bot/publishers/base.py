@@ -58,6 +58,7 @@ class RemotePost:
     text: str  # the Reddit title, the X post's text, the file line's text
     created_at: datetime | None  # aware UTC
     destination: str | None = None  # the subreddit ("test", no "r/"), None where the platform has no such thing
+    bot: str | None = None  # the bot that made it, where the platform records that (the file's lines); else None
 
 
 class Publisher(Protocol):

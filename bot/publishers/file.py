@@ -93,7 +93,8 @@ class FilePublisher:
                 entry = json.loads(line)
                 posted_at = datetime.fromisoformat(entry["posted_at"])
                 posts.append(RemotePost(remote_id=str(entry["id"]), url=f"{self.path.as_uri()}#{entry['id']}",
-                                        text=str(entry["text"]), created_at=posted_at.astimezone(UTC)))
+                                        text=str(entry["text"]), created_at=posted_at.astimezone(UTC),
+                                        bot=str(entry["bot"]) if entry.get("bot") is not None else None))
             except (ValueError, KeyError, TypeError):
                 continue  # a partial first line of the tail, or a line someone else wrote
             if len(posts) >= limit:

@@ -205,3 +205,34 @@ def test_a_control_character_never_reaches_a_platform_even_when_a_person_approve
     with store.session() as s:
         assert s.get(Candidate, ids[0]).reason == "controls: contains the control character \\x1b (checked when posting)"
     assert [line["text"] for line in lines(bot_home / "posts.jsonl")] == ["A clean title here"]
+
+
+def test_reconcile_credits_a_bot_with_its_own_posts_only_where_two_bots_share_a_destination(store, tmp_path,
+                                                                                            bot_home) -> None:
+    from bot.config import load_bots_file
+
+    config = write_bots(tmp_path / "bots.toml", file_bot("alpha", destination="shared.jsonl")
+                        + file_bot("beta", destination="shared.jsonl"))
+    settings, bots = load_settings(), load_bots_file(config)
+    [alpha] = add_candidates(store, "alpha", ["The same title twice"])
+    [beta] = add_candidates(store, "beta", ["The same title twice"])
+    assert posting.post_next(store, settings, bot_config(config, "alpha")).posted
+    with store.session() as s:  # beta's own attempt was lost before it reached the file
+        s.execute(update(Candidate).where(Candidate.id == beta).values(status=Status.UNKNOWN, claimed_at=utcnow()))
+    [result] = posting.reconcile(store, settings, bots, bot_name="beta")
+    assert (result.found, result.missing) == ([], [beta])  # alpha's line says it is alpha's
+    # A line that does not say which bot posted it (as on X, where two bots may share an account), credited to
+    # another of alpha's candidates: it is not beta's either.
+    path = bot_home / "shared.jsonl"
+    path.write_text(path.read_text() + json.dumps({"id": "unsigned", "text": "The same title twice",
+                                                   "posted_at": utcnow().isoformat()}) + "\n")
+    [again] = add_candidates(store, "alpha", ["The same title twice"], approve=False)
+    with store.session() as s:
+        s.execute(update(Candidate).where(Candidate.id == again).values(status=Status.POSTED, remote_id="unsigned"))
+    [result] = posting.reconcile(store, settings, bots, bot_name="beta")
+    assert (result.found, result.missing) == ([], [beta])
+    assert statuses(store, [alpha, beta]) == ["posted", "unknown"]
+    with store.session() as s:  # once nobody holds it, the unsigned line may be beta's
+        s.execute(update(Candidate).where(Candidate.id == again).values(remote_id=None))
+    [result] = posting.reconcile(store, settings, bots, bot_name="beta")
+    assert result.found == [(beta, f"{path.as_uri()}#unsigned")]
