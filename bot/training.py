@@ -3,16 +3,23 @@
 A retrained model is written to BOT_HOME/models/.versions/NAME/STAMP/ and, once training has finished, swapped in
 by replacing the symlink BOT_HOME/models/NAME in one rename: a reader loads the old model or the new one, never
 half of each, and a retrain that fails or is interrupted leaves the old model serving.
+
+One process at a time trains a model name: `bot train` and the scheduler's retrain each hold the name's lock
+(BOT_HOME/models/.locks/NAME.lock) from the start of training to the swap, and the second to come is refused in one
+sentence, so neither writes into the other's folder nor swaps in an unfinished one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
+import fcntl
 import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,6 +39,34 @@ logger = logging.getLogger(__name__)
 AUTO = "auto"
 VERSIONS = ".versions"  # BOT_HOME/models/.versions/NAME/STAMP: retrained models
 KEEP_VERSIONS = 2  # retrained versions kept per model: the one serving and the one before it
+LOCKS = ".locks"  # BOT_HOME/models/.locks/NAME.lock: held by whoever trains NAME
+
+
+class ModelBusyError(BotError):
+    """Another process is training the same model name."""
+
+
+@contextmanager
+def model_lock(settings: Settings, model_name: str) -> Iterator[None]:
+    """Hold `model_name`'s training lock, or raise ModelBusyError naming who holds it. The lock is the operating
+    system's (flock): it ends with the process that holds it, however that process ends."""
+    folder = settings.models_dir / LOCKS
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / f"{model_name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            raise ModelBusyError(f"Model {model_name!r} is being trained by another process (pid {holder}); wait "
+                                 "until it finishes, or train under another --model name.") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def choose_preset(texts: list[str], max_minutes: float | None = None) -> tuple[str, str]:
@@ -44,7 +79,7 @@ def train(store: Store, settings: Settings, corpus: str, model_name: str, config
           max_minutes: float | None = None, resume: bool = False, replace: bool = False,
           reporter: TrainingReporter | None = None, overrides: dict[str, object] | None = None,
           directory: Path | None = None, init_from: str | None = None,
-          explain: Callable[[str], None] | None = None) -> TrainingSummary:
+          explain: Callable[[str], None] | None = None, locked: bool = False) -> TrainingSummary:
     """Train `config`, or the preset of that name ("auto": chosen by the corpus's size), changed by `overrides`,
     into BOT_HOME/models/`model_name` (or `directory`).
 
@@ -52,7 +87,7 @@ def train(store: Store, settings: Settings, corpus: str, model_name: str, config
     continues on the corpus it was trained on, whose documents may have grown but not changed.
     With `init_from` (a model name, or a model directory), training starts from that model's weights, shape and
     vocabulary (`models.finetuning`); `config` gives the training settings.
-    `explain` is told in one line which preset "auto" chose and why.
+    `explain` is told in one line which preset "auto" chose and why. `locked`: the caller holds the model's lock.
     """
     preset_name = config if isinstance(config, str) else None
     directory = directory or settings.model_dir(model_name)
@@ -70,6 +105,16 @@ def train(store: Store, settings: Settings, corpus: str, model_name: str, config
         raise BotError(
             f"A model named {model_name!r} exists; pass --resume to continue training it or --force to replace it."
         )
+    with model_lock(settings, model_name) if not locked else nullcontext():
+        return _train_locked(store, settings, corpus, model_name, config, preset_name, directory, base,
+                             max_minutes=max_minutes, resume=resume, replace=replace, reporter=reporter,
+                             overrides=overrides, explain=explain)
+
+
+def _train_locked(store: Store, settings: Settings, corpus: str, model_name: str, config: ModelConfig | str,
+                  preset_name: str | None, directory: Path, base: ModelArtifact | None, *, max_minutes: float | None,
+                  resume: bool, replace: bool, reporter: TrainingReporter | None,
+                  overrides: dict[str, object] | None, explain: Callable[[str], None] | None) -> TrainingSummary:
     trained = load_model(directory) if resume else None
     if trained is not None:
         config, preset_name = _resumed_settings(trained, model_name, corpus, config)
@@ -167,14 +212,15 @@ def retrain(store: Store, settings: Settings, corpus: str, model_name: str, pres
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     directory = settings.models_dir / VERSIONS / model_name / stamp
     reporter = _Cancellable(stopping or threading.Event())
-    try:
-        summary = train(store, settings, corpus, model_name, preset_name, max_minutes=max_minutes,
-                        reporter=reporter, directory=directory)
-    except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
-        raise
-    with lock or threading.Lock():
-        swap_in(settings, model_name, directory)
+    with model_lock(settings, model_name):  # held until the swap: a hand-run `bot train` of it waits its turn
+        try:
+            summary = train(store, settings, corpus, model_name, preset_name, max_minutes=max_minutes,
+                            reporter=reporter, directory=directory, locked=True)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        with lock or threading.Lock():
+            swap_in(settings, model_name, directory)
     return summary
 
 

@@ -119,3 +119,40 @@ def test_init_from_refusals_are_one_sentence_and_write_nothing(bot: Bot, titles_
         "Error: Model 'base' cannot start from itself; pass another model to --init-from, or write the fine-tuned "
         "model under a new --model name.\n")
     assert load_model(models / "base").info["corpus"] == "titles"  # the base is as it was
+
+
+HOLDER = """
+import sys, time
+from bot.config import load_settings
+from bot.training import model_lock
+with model_lock(load_settings(), sys.argv[1]):
+    print("holding", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_model_one_process_trains_is_refused_to_another_until_it_finishes(bot: Bot, titles_a_b: None,
+                                                                           bot_home: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from bot.config import load_settings
+    from bot.training import ModelBusyError, retrain
+
+    root = Path(__file__).resolve().parents[2]
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, "m"], env={**os.environ, "PYTHONPATH": str(root)},
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        run = bot("train", "a", "--model", "m", "--preset", "tiny", "--epochs", "1", "--force")
+        assert (run.code, run.err) == (1, f"Error: Model 'm' is being trained by another process (pid {holder.pid}); "
+                                          "wait until it finishes, or train under another --model name.\n")
+        assert not (bot_home / "models" / "m").exists()  # nothing written
+        with pytest.raises(ModelBusyError):  # the scheduler's retrain is refused alike, and swaps nothing in
+            retrain(context.store(), load_settings(), "a", "m", "tiny", max_minutes=1)
+        assert not (bot_home / "models" / ".versions").exists()
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert bot("train", "a", "--model", "m", "--preset", "tiny", "--epochs", "1").code == 0  # its turn now
