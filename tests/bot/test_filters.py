@@ -225,7 +225,8 @@ def test_control_characters_are_rejected_first_whatever_the_config(text: str, sh
 
 def test_joiners_are_text_for_emoji_and_scripts() -> None:
     assert filters("file", novelty=False, default_blocklist=False, min_words=1).check(
-        "A family \U0001F468\u200d\U0001F469\u200d\U0001F467 and \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 here") is None
+        "A family \U0001F468\u200d\U0001F469\u200d\U0001F467 and "
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 here") is None
 
 
 def test_tabs_and_newlines_are_text():

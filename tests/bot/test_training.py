@@ -133,16 +133,11 @@ with model_lock(load_settings(), sys.argv[1]):
 
 def test_a_model_one_process_trains_is_refused_to_another_until_it_finishes(bot: Bot, titles_a_b: None,
                                                                            bot_home: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
     from bot.config import load_settings
     from bot.training import ModelBusyError, retrain
+    from tests.bot.service.helpers import python
 
-    root = Path(__file__).resolve().parents[2]
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, "m"], env={**os.environ, "PYTHONPATH": str(root)},
-                              stdout=subprocess.PIPE, text=True)
+    holder = python("-c", HOLDER, "m")
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
         run = bot("train", "a", "--model", "m", "--preset", "tiny", "--epochs", "1", "--force")

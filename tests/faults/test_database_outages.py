@@ -7,10 +7,8 @@ either running jobs again or has exited non-zero with one sentence.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,9 +17,8 @@ from sqlalchemy import create_engine, func, select, text
 from bot.service import lease
 from bot.store import open_store
 from bot.store.schema import Candidate, Status
-from tests.bot.service.helpers import add_candidates, file_bot, wait_for, write_bots
+from tests.bot.service.helpers import add_candidates, file_bot, python, wait_for, write_bots
 
-ROOT = Path(__file__).resolve().parents[2]
 LOCK_SECONDS = 60  # the fault: another process holds the SQLite write lock this long
 CUT_SECONDS = 20  # PostgreSQL refuses this database's connections this long
 LEASE_SECONDS = 4  # the scheduler's lease in these tests: `bot status` notices a stopped heartbeat quickly
@@ -37,9 +34,7 @@ db.execute("ROLLBACK")
 
 
 def _bot_run(config: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "bot.cli", "--config", str(config), "run"],
-                            env={**os.environ, "PYTHONPATH": str(ROOT), **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return python("-m", "bot.cli", "--config", str(config), "run", env=env)
 
 
 def _posted(store) -> int:  # type: ignore[no-untyped-def]
@@ -72,8 +67,7 @@ def test_a_locked_sqlite_file_pauses_the_scheduler_which_then_goes_on(tmp_path, 
     process = _bot_run(setup, {"BOT_DATABASE_URL": url, "BOT_LEASE_SECONDS": str(LEASE_SECONDS)})
     try:
         wait_for(lambda: _posted(store) >= 2, what="the first posts")
-        locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(bot_home / "bot.db"), str(LOCK_SECONDS)],
-                                  stdout=subprocess.PIPE, text=True)
+        locker = python("-c", LOCKER, str(bot_home / "bot.db"), str(LOCK_SECONDS))
         assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
         before = _posted(store)  # readers go on in WAL mode; the writer waits
         # While no job can run, no heartbeat: `bot status` stops saying "running" when the lease runs out.
@@ -107,17 +101,16 @@ def _cut(admin_url: str, database: str, allow: bool) -> None:
     admin.dispose()
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # emptied again after each test
 @pytest.mark.parametrize("outage, exits", [(CUT_SECONDS, False), (None, True)])
 def test_a_postgresql_database_cut_off_pauses_the_scheduler_or_stops_it_with_one_sentence(
-        tmp_path, setup, bot_home, postgres_url, outage, exits) -> None:
+        tmp_path, setup, bot_home, database_url, outage, exits) -> None:
     from tests.conftest import POSTGRES_ADMIN_URL
 
-    store = open_store(postgres_url)
+    store = open_store(database_url)
     database = store.engine.url.database
-    with store.session() as s:
-        s.execute(text("DELETE FROM candidates; DELETE FROM service_lease; DELETE FROM apscheduler_jobs"))
     add_candidates(store, "fb", [f"Posted around a cut, number {n}" for n in range(200)])
-    env = {"BOT_DATABASE_URL": postgres_url, "BOT_LEASE_SECONDS": str(LEASE_SECONDS)}
+    env = {"BOT_DATABASE_URL": database_url, "BOT_LEASE_SECONDS": str(LEASE_SECONDS)}
     if exits:
         env["BOT_OUTAGE_SECONDS"] = "5"
     process = _bot_run(setup, env)

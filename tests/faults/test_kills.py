@@ -5,13 +5,10 @@ is one line of the destination."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 from sqlalchemy import select
 
@@ -19,9 +16,8 @@ from bot import posting, queue
 from bot.config import load_bots_file, load_settings
 from bot.store import open_store
 from bot.store.schema import Candidate, Status
-from tests.bot.service.helpers import add_candidates, file_bot, write_bots
+from tests.bot.service.helpers import add_candidates, file_bot, python, write_bots
 
-ROOT = Path(__file__).resolve().parents[2]
 KILLS = 20
 SEED = 29  # the kill points are random, and the same in every run of the suite
 KILL_AFTER = (1.0, 4.0)  # seconds after `bot run` starts (start-up takes about one of them)
@@ -32,12 +28,11 @@ def test_bot_run_killed_at_random_points_never_posts_twice_or_what_was_rejected(
     config = write_bots(tmp_path / "bots.toml", file_bot("fb", schedule='post = "1s"\nrefill = "100d"'))
     store = open_store(database_url)
     ids = add_candidates(store, "fb", [f"Killed and restarted, post {n}" for n in range(80)])
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "BOT_DATABASE_URL": database_url}
     rng = random.Random(SEED)
     rejected: set[int] = set()
     for _ in range(KILLS):
-        process = subprocess.Popen([sys.executable, "-m", "bot.cli", "--config", str(config), "run"], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        process = python("-m", "bot.cli", "--config", str(config), "run", env={"BOT_DATABASE_URL": database_url},
+                         stdout=subprocess.DEVNULL)
         time.sleep(rng.uniform(*KILL_AFTER))  # the fault's timing, not a wait for a condition
         process.send_signal(signal.SIGKILL)
         _, err = process.communicate(timeout=60)

@@ -4,20 +4,15 @@ holds the queue back instead of draining it."""
 from __future__ import annotations
 
 import json
-import os
 import resource
-import subprocess
-import sys
-from pathlib import Path
 
 from sqlalchemy import select
 
 from bot import posting
 from bot.config import load_settings
 from bot.store.schema import BotState, Candidate
-from tests.bot.service.helpers import add_candidates, bot_config, file_bot, write_bots
+from tests.bot.service.helpers import add_candidates, bot_config, file_bot, python, write_bots
 
-ROOT = Path(__file__).resolve().parents[3]
 EARLIER_LINES = 20_000  # lines already in the file, so the size limit below is far above the database's files
 
 
@@ -39,12 +34,12 @@ def test_a_write_cut_short_leaves_the_file_as_it_was_and_nothing_posted(tmp_path
                                         "posted_at": "2026-01-01T00:00:00+00:00"}) + "\n"
                             for n in range(EARLIER_LINES)), encoding="utf-8")
     before = path.read_bytes()
-    run = subprocess.run([sys.executable, "-m", "bot.cli", "--config", str(config), "post", "--bot", "fb"],
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                         preexec_fn=_limited(len(before) + 10), timeout=120)
-    assert run.returncode == 1, run.stderr
+    run = python("-m", "bot.cli", "--config", str(config), "post", "--bot", "fb",
+                 preexec_fn=_limited(len(before) + 10))
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 1, stderr
     assert path.read_bytes() == before  # the ten bytes written were taken back
-    assert f"Cannot write to {path} (File too large); nothing was posted" in run.stderr
+    assert f"Cannot write to {path} (File too large); nothing was posted" in stderr
     with store.session() as s:
         row = s.get(Candidate, first)
         assert (row.status, row.attempts, row.remote_id) == ("approved", 0, None)

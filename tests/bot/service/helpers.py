@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,6 +16,7 @@ from bot.store import Store
 from models.sampler import Sample
 
 T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[3]
 DEADLINE = 60.0  # seconds a condition may take on a slow, shared machine
 
 
@@ -59,3 +63,11 @@ def wait_for(condition: Callable[[], T], *, what: str, deadline: float = DEADLIN
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {deadline:.0f}s waiting for {what}")
         time.sleep(every)
+
+
+def python(*args: str, env: dict[str, str] | None = None, **popen: object) -> subprocess.Popen[str]:
+    """A real Python process (`python ARGS…`: "-c", CODE or "-m", "bot.cli", …) with this repository importable and
+    `env` added to the environment; its output is text, captured unless `popen` says otherwise."""
+    options: dict[str, object] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
+    return subprocess.Popen([sys.executable, *args], env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+                            **options)  # type: ignore[call-overload]

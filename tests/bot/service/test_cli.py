@@ -115,7 +115,8 @@ def test_run_once_exits_non_zero_when_a_job_failed(bot, tmp_path) -> None:
 
 @pytest.mark.parametrize("metrics, shown", [('{"valid_perplexity": "abc"}', "no perplexity"),
                                             ('{"valid_perplexity": null}', "no perplexity"),
-                                            ("null", "no perplexity"), ('{"valid_perplexity": 41.3}', "perplexity 41.3")])
+                                            ("null", "no perplexity"),
+                                            ('{"valid_perplexity": 41.3}', "perplexity 41.3")])
 def test_status_shows_a_model_whose_metrics_file_was_damaged(bot, config, bot_home, tiny_model_dir, metrics,
                                                             shown) -> None:
     import shutil

@@ -4,17 +4,13 @@ while a person rejects. Every change of a candidate is a compare-and-set on its 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy import select
 
 from bot.store.schema import Candidate
-from tests.bot.service.helpers import add_candidates, file_bot, write_bots
+from tests.bot.service.helpers import add_candidates, file_bot, python, write_bots
 
-ROOT = Path(__file__).resolve().parents[3]
 PAIRS = 20  # candidates two reviewers act on at once
 
 # A reviewer: waits for the go file, then acts on each candidate with the version the page showed, and prints
@@ -46,10 +42,8 @@ for candidate_id, version in pairs:
 
 def _reviewers(database_url: str, tmp_path: Path, first: str, second: str, ids: list[int], versions: dict[int, int]):
     go = tmp_path / "go"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     pairs = [f"{i}:{versions[i]}" for i in ids]
-    procs = [subprocess.Popen([sys.executable, "-c", REVIEWER, database_url, action, str(go), "Edited title", *pairs],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [python("-c", REVIEWER, database_url, action, str(go), "Edited title", *pairs)
              for action in (first, second)]
     go.touch()
     outputs = [p.communicate(timeout=180) for p in procs]
@@ -128,10 +122,7 @@ def test_the_scheduler_never_posts_what_a_person_rejected_meanwhile(database_url
     config = write_bots(tmp_path / "bots.toml", file_bot("fb", daily_cap=1000))
     store = open_store(database_url)
     ids = add_candidates(store, "fb", [f"Posted or rejected, number {n}" for n in range(100)])
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", code, database_url, str(config)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for code in (POSTER, REJECTER)]
+    procs = [python("-c", code, database_url, str(config)) for code in (POSTER, REJECTER)]
     outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
     assert "changed meanwhile" not in outputs[0][1]

@@ -231,14 +231,12 @@ def test_bot_serve_counts_failed_logins_by_the_connecting_address_whatever_x_for
 
     import httpx
 
-    from tests.bot.service.helpers import wait_for
+    from tests.bot.service.helpers import python, wait_for
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--port", str(port)],
-                              env={**os.environ, "PYTHONPATH": str(ROOT), "BOT_REVIEW_PASSWORD": PASSWORD},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = python("-m", "bot.cli", "serve", "--port", str(port), env={"BOT_REVIEW_PASSWORD": PASSWORD})
     base = f"http://127.0.0.1:{port}"
 
     def answers() -> bool:
