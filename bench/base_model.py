@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import lzma
 import math
@@ -43,6 +42,7 @@ from bench.common import machine, peak_mb, today
 from models.config import ModelConfig
 
 CORPUS_FILE = "reddit_titles_2013.tsv.xz"
+STATE_FILE = "training-state.json"  # in an export: where its training stood, for --resume-from
 # Never trained on: the bundled Apple/Android corpus's subreddits (bench/quality.py judges on them) and three of
 # this recipe's choice, each a kind of title a bot is made for (musings, stories, questions).
 HELD_OUT = ("apple", "android", "Showerthoughts", "tifu", "personalfinance")
@@ -104,16 +104,20 @@ def prepare(data: Path, work: Path) -> None:
 
     started = time.monotonic()
     titles, held_out, dropped = read_titles(data)
+    known = work / "tokenizer.json"  # a run resumed from an export keeps the export's vocabulary
     train_idx, valid_idx = split_documents(len(titles), valid_fraction=VALID_DOCUMENTS / len(titles), seed=SEED)
     order = np.random.default_rng(SEED).permutation(train_idx)  # shards mix subreddits
     train = [titles[i] for i in order]
     valid = [titles[i] for i in valid_idx]
     print(f"{len(train):,} training titles, {len(valid):,} validation, held out: "
           + ", ".join(f"{k} {len(v):,}" for k, v in held_out.items()) + f"; left out {dropped}", flush=True)
-    tokenizer = Tokenizer.build(train, max_vocab=CONFIG.max_vocab, min_count=CONFIG.min_count,
-                                case_markers=CONFIG.case_markers, rare_classes=CONFIG.rare_classes)
+    if known.is_file():
+        tokenizer = Tokenizer.from_json(known.read_text(encoding="utf-8"))
+    else:
+        tokenizer = Tokenizer.build(train, max_vocab=CONFIG.max_vocab, min_count=CONFIG.min_count,
+                                    case_markers=CONFIG.case_markers, rare_classes=CONFIG.rare_classes)
     work.mkdir(parents=True, exist_ok=True)
-    (work / "tokenizer.json").write_text(tokenizer.to_json(), encoding="utf-8")
+    known.write_text(tokenizer.to_json(), encoding="utf-8")
     np.save(work / "train.npy", tokenizer.encode_corpus(train).astype(np.int32))
     np.save(work / "valid.npy", tokenizer.encode_corpus(valid).astype(np.int32))
     (work / "held_out.json").write_text(json.dumps(held_out, ensure_ascii=False), encoding="utf-8")
@@ -160,6 +164,8 @@ def train(args: argparse.Namespace) -> None:
 
     work: Path = args.work
     state_path = work / "state.json"
+    if args.resume and not state_path.is_file() and args.resume_from:
+        _seed_from_export(args.resume_from, args.data, work)
     if args.resume:
         if not state_path.is_file():
             raise SystemExit(f"There is nothing to resume in {work}; run without --resume first.")
@@ -223,6 +229,24 @@ def train(args: argparse.Namespace) -> None:
     print(f"stopped at shard {state['shard']} of {total}; {state['seconds'] / 3600:.2f} hours trained", flush=True)
 
 
+def _seed_from_export(export: Path, data: Path, work: Path) -> None:
+    """A work folder rebuilt from an exported base (its tokenizer, weights and training state): the next session
+    goes on from the shipped base where the machine kept nothing."""
+    from models import artifact
+
+    work.mkdir(parents=True, exist_ok=True)
+    shutil.copy(export / artifact.TOKENIZER, work / "tokenizer.json")
+    prepare(data, work)
+    weights = artifact.load_weights(export / artifact.WEIGHTS)  # float32 again
+    artifact.save_weights(work / "latest.npz", weights)
+    artifact.save_weights(work / "best.npz", weights)
+    state = json.loads((export / STATE_FILE).read_text())
+    state["shard"] = state.pop("exported_shard")  # the export holds the best shard's weights: go on from there
+    state["history"] = [row for row in state["history"] if row["shard"] <= state["shard"]]
+    artifact.write_json(work / "state.json", state)
+    print(f"resuming from the export in {export} (shard {state['shard']})", flush=True)
+
+
 # ---- export: the shipped model directory
 
 def export(args: argparse.Namespace) -> None:
@@ -246,6 +270,7 @@ def export(args: argparse.Namespace) -> None:
     np.savez_compressed(out / artifact.WEIGHTS, **{k: v.astype(np.float16) for k, v in weights.items()})
     if args.data and (args.data / "LICENSE").is_file():
         shutil.copy(args.data / "LICENSE", out / "LICENSE.reddit-titles")
+    artifact.write_json(out / STATE_FILE, {**state, "exported_shard": best["shard"]})  # for --resume-from
     size = sum(p.stat().st_size for p in out.iterdir())
     print(f"exported shard {best['shard']} (valid ppl {best['valid_perplexity']}) to {out}: {size / 1e6:.1f} MB")
 
@@ -257,6 +282,8 @@ def main() -> None:
     t.add_argument("--data", type=Path, default=Path("../shared/data/reddit-titles"))
     t.add_argument("--work", type=Path, required=True, help="where the token streams and checkpoints live")
     t.add_argument("--resume", action="store_true")
+    t.add_argument("--resume-from", type=Path, default=None,
+                   help="with --resume and an empty --work: start from this exported base (bot/data/base)")
     t.add_argument("--passes", type=float, help=f"passes over the corpus in all (default {DEFAULT_PASSES:g})")
     t.add_argument("--hold", type=float, help=f"passes at the starting rate (default {DEFAULT_HOLD:g})")
     t.add_argument("--end", type=float, help=f"the last rate, a share of the first (default {DEFAULT_END:g})")

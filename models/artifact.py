@@ -2,7 +2,7 @@
 
     NAME/config.json      format version, ModelConfig, vocabulary size, what it was trained on
     NAME/tokenizer.json   the vocabulary (id -> piece)
-    NAME/weights.npz      named float32 arrays (models.config.weight_shapes) of the best epoch
+    NAME/weights.npz      named float32 arrays (models.config.weight_shapes) of the best epoch (float16 is read too)
     NAME/metrics.json     per-epoch losses and perplexities, the best epoch, timings
     NAME/versions.json    library versions that produced it
     NAME/checkpoint/      the latest epoch's weights and optimizer state, for `--resume`
@@ -115,7 +115,8 @@ def load_weights(path: Path) -> dict[str, np.ndarray]:
         raise damaged from exc
     if any(not np.issubdtype(array.dtype, np.floating) for array in weights.values()):
         raise damaged  # text or integer arrays: some other .npz file
-    return weights
+    # A shipped model may store float16 (half the disk); every model computes in float32.
+    return {k: v if v.dtype == np.float32 else v.astype(np.float32) for k, v in weights.items()}
 
 
 def check_weights(weights: dict[str, np.ndarray], config: ModelConfig, vocab_size: int, where: Path) -> None:
@@ -170,4 +171,5 @@ def load_model(path: Path) -> ModelArtifact:
     if not isinstance(metrics, dict):  # the record of training, not the model: a damaged one is left out
         log.warning("%s is not a JSON object; the model's training record is left out", path / METRICS)
         metrics = {}
-    return ModelArtifact(path, config, tokenizer, weights, metrics, info, versions if isinstance(versions, dict) else {})
+    versions = versions if isinstance(versions, dict) else {}
+    return ModelArtifact(path, config, tokenizer, weights, metrics, info, versions)
