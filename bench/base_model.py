@@ -269,7 +269,7 @@ def export(args: argparse.Namespace) -> None:
     artifact.save_model(out, config=CONFIG, tokenizer=tokenizer, weights=weights, metrics=metrics, info=info)
     np.savez_compressed(out / artifact.WEIGHTS, **{k: v.astype(np.float16) for k, v in weights.items()})
     if args.data and (args.data / "LICENSE").is_file():
-        shutil.copy(args.data / "LICENSE", out / "LICENSE.reddit-titles")
+        shutil.copyfile(args.data / "LICENSE", out / "LICENSE.reddit-titles")  # not its read-only mode
     artifact.write_json(out / STATE_FILE, {**state, "exported_shard": best["shard"]})  # for --resume-from
     size = sum(p.stat().st_size for p in out.iterdir())
     print(f"exported shard {best['shard']} (valid ppl {best['valid_perplexity']}) to {out}: {size / 1e6:.1f} MB")

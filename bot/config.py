@@ -284,7 +284,7 @@ def check_schedule_entry(text: str, timezone: str = "UTC") -> str:
     if not is_cron(text):
         try:
             seconds = parse_duration(text)
-        except ValueError as error:
+        except ValueError:
             if DURATION_PATTERN.match(text.strip()):
                 raise
             raise ValueError(f"{text!r} is neither a duration like '30m', '4h' or '1d' nor a five-field cron "

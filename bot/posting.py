@@ -189,7 +189,8 @@ def claim(store: Store, bot: BotConfig, *, owner: str, now: datetime | None = No
             won = session.execute(
                 update(Candidate).where(Candidate.id == candidate.id, Candidate.status == previous,
                                         Candidate.version == candidate.version)  # edited meanwhile: not this text
-                .values(status=Status.POSTING, version=Candidate.version + 1, claimed_by=owner, claimed_at=now, attempts=Candidate.attempts + 1,
+                .values(status=Status.POSTING, version=Candidate.version + 1, claimed_by=owner, claimed_at=now,
+                        attempts=Candidate.attempts + 1,
                         approved_at=func.coalesce(Candidate.approved_at, now), retry_at=None, updated_at=now)
                 .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
             if won == 1:

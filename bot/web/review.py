@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
-
 from bot import queue
 from bot.config import BotsFile, Settings
 from bot.errors import QueueError
