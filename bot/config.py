@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # seconds `bot run` goes on retrying a database that is locked or unreachable before it exits non-zero, so that
     # systemd or compose restarts it
     bot_outage_seconds: float = Field(default=600.0, ge=1, le=7 * 86400)
+    # what new models are fine-tuned from: a model name under BOT_HOME/models, a model folder, or "none" (from
+    # scratch); unset: the base model nnbot ships (bot/data/base), where this install has it
+    bot_base_model: str | None = None
 
     reddit_client_id: str | None = None
     reddit_client_secret: SecretStr | None = None
@@ -343,6 +346,7 @@ class TrainingOptions(_Strict):
     """`[bot.training]`: how the train job retrains the bot's model."""
 
     preset: str = "auto"  # as `bot train --preset`
+    base: bool = True  # fine-tune from the base model (BOT_BASE_MODEL); false: train from scratch
     max_minutes: float = Field(default=30.0, gt=0, le=24 * 60)  # minutes of training per retrain, at most
 
 

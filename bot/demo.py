@@ -66,9 +66,11 @@ def run_demo(store: Store, settings: Settings, *, reporter: TrainingReporter | N
     with store.session() as session:
         added = add_documents(session, DEMO_NAME, read_documents(demo_data_path(), format="txt")).added
         summary = summarize(session, get_corpus(session, DEMO_NAME))
-    on_stage(f"Training model {DEMO_NAME!r} on the CPU (at most {max_minutes:g} minutes)")
-    trained = training.train(store, settings, DEMO_NAME, DEMO_NAME, preset_name, max_minutes=max_minutes,
-                             replace=True, reporter=reporter)
+    base = training.default_base(settings)
+    how = f"Fine-tuning {training.describe_base(base)} into model" if base else "Training model"
+    on_stage(f"{how} {DEMO_NAME!r} on the CPU (at most {max_minutes:g} minutes)")
+    trained = training.train(store, settings, DEMO_NAME, DEMO_NAME, training.AUTO if base else preset_name,
+                             max_minutes=max_minutes, replace=True, reporter=reporter, init_from=base)
     result = DemoResult(documents=summary.documents, words=summary.words, added=added, training=trained)
     on_stage(f"Sampling candidates, filtering them, and queueing them for bot {DEMO_NAME!r}")
     for _ in range(MAX_ROUNDS):

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 
 from bot.config import Settings
@@ -40,6 +41,24 @@ AUTO = "auto"
 VERSIONS = ".versions"  # BOT_HOME/models/.versions/NAME/STAMP: retrained models
 KEEP_VERSIONS = 2  # retrained versions kept per model: the one serving and the one before it
 LOCKS = ".locks"  # BOT_HOME/models/.locks/NAME.lock: held by whoever trains NAME
+SHIPPED_BASE = "base"  # bot/data/base: the base model nnbot ships, pretrained on Reddit titles (bench/base_model.py)
+NO_BASE = "none"  # BOT_BASE_MODEL=none: new models train from scratch
+
+
+def describe_base(init_from: str) -> str:
+    """How a message names the model a fine-tune started from."""
+    shipped = Path(str(resources.files("bot") / "data" / SHIPPED_BASE))
+    return "the base model" if Path(init_from).resolve() == shipped.resolve() else repr(init_from)
+
+
+def default_base(settings: Settings) -> str | None:
+    """What a new model is fine-tuned from unless told otherwise: BOT_BASE_MODEL (a model name or folder), else the
+    shipped base where this install has it; None: from scratch."""
+    chosen = settings.bot_base_model
+    if chosen is not None and chosen.strip():
+        return None if chosen.strip().lower() == NO_BASE else chosen.strip()
+    shipped = Path(str(resources.files("bot") / "data" / SHIPPED_BASE))
+    return str(shipped) if (shipped / "config.json").is_file() else None
 
 
 class ModelBusyError(BotError):
@@ -152,8 +171,8 @@ def _check_preset_shape(base: ModelArtifact, preset_name: str) -> None:
     chosen = preset(preset_name)
     if not same_shape(chosen, base.config):
         raise BotError(f"Base model {base.name!r} is {describe_shape(base.config)}, but preset {preset_name!r} is "
-                       f"{describe_shape(chosen)}; leave --preset out to fine-tune with the base's shape, or train "
-                       "from scratch.")
+                       f"{describe_shape(chosen)}; leave --preset out to fine-tune with the base's shape, or pass "
+                       "--from-scratch.")
 
 
 def _base_model(settings: Settings, init_from: str, model_name: str, directory: Path) -> ModelArtifact:
@@ -206,16 +225,16 @@ class _Cancellable(LogReporter):
 
 def retrain(store: Store, settings: Settings, corpus: str, model_name: str, preset_name: str, *,
             max_minutes: float, stopping: threading.Event | None = None,
-            lock: threading.Lock | None = None) -> TrainingSummary:
-    """Train a new version of `model_name` on `corpus` and swap it in once it is complete (holding `lock`, which
-    whoever loads the model for sampling holds too)."""
+            lock: threading.Lock | None = None, init_from: str | None = None) -> TrainingSummary:
+    """Train a new version of `model_name` on `corpus` (fine-tuned from `init_from`, else from scratch) and swap it
+    in once it is complete (holding `lock`, which whoever loads the model for sampling holds too)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     directory = settings.models_dir / VERSIONS / model_name / stamp
     reporter = _Cancellable(stopping or threading.Event())
     with model_lock(settings, model_name):  # held until the swap: a hand-run `bot train` of it waits its turn
         try:
             summary = train(store, settings, corpus, model_name, preset_name, max_minutes=max_minutes,
-                            reporter=reporter, directory=directory, locked=True)
+                            reporter=reporter, directory=directory, locked=True, init_from=init_from)
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from models.artifact import ModelArtifact
 
 SHAPE_FIELDS = ("embedding_dim", "hidden_dim", "layers", "tied")  # what a base's weights fix about the network
+NEW_PIECES = 5_000  # pieces a fine-tuned vocabulary may add to its base's (the corpus's new words, by frequency)
 
 
 def describe_shape(config: ModelConfig) -> str:
@@ -36,7 +37,8 @@ def with_base_shape(config: ModelConfig, base: ModelArtifact) -> ModelConfig:
     """`config`'s training settings with the base's network shape and its tokenizer's vocabulary options (those of
     models made before the options existed included)."""
     shape: dict[str, Any] = {name: getattr(base.config, name) for name in SHAPE_FIELDS}
-    return config.replace(**shape, case_markers=base.tokenizer.cased, rare_classes=base.tokenizer.rare is not None)
+    return config.replace(**shape, case_markers=base.tokenizer.cased, rare_classes=base.tokenizer.rare is not None,
+                          max_vocab=max(config.max_vocab, base.tokenizer.size + NEW_PIECES))
 
 
 def base_record(base: ModelArtifact) -> dict[str, Any]:

@@ -38,6 +38,7 @@ def bot_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("BOT_HOME", str(home))
     monkeypatch.setenv("BOT_SLEEP_SCALE", "0")
+    monkeypatch.setenv("BOT_BASE_MODEL", "none")  # from scratch unless a test names a base: tiny seeded models
     from bot.cli import context
 
     for cached in (context.settings, context.bots, context.store):

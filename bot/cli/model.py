@@ -57,17 +57,26 @@ def train(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (default: the preset's).")] = None,
     init_from: Annotated[Optional[str], typer.Option(
         "--init-from", metavar="BASE_MODEL",
-        help="Fine-tune: start from this model's weights (a model name, or a model directory); the new model has "
-             "its network shape and vocabulary plus the corpus's new words, and the preset's training "
+        help="Fine-tune from this model (a model name, or a model directory) rather than the base model: the new "
+             "model has its network shape and vocabulary plus the corpus's new words, and the preset's training "
              "settings.")] = None,
+    from_scratch: Annotated[bool, typer.Option(
+        "--from-scratch", help="Train a new network from random weights instead of fine-tuning the base model "
+                               "(BOT_BASE_MODEL, else the one nnbot ships).")] = False,
     json_: JSON = False,
 ) -> None:
     """Train a word-level LSTM on a corpus; the best epoch is kept in BOT_HOME/models/NAME."""
     from bot import training
     from bot.cli import context, output
     from bot.cli.progress import TrainingDisplay
+    from bot.errors import BotError
 
     overrides = {k: v for k, v in {"epochs": epochs, "seed": seed}.items() if v is not None}
+    if from_scratch and (init_from or resume):
+        raise BotError("--from-scratch trains a new network, so it goes with neither --init-from nor --resume.")
+    implicit = not (from_scratch or init_from or resume)
+    if implicit:
+        init_from = training.default_base(context.settings())  # None where no base model is to be had
     with TrainingDisplay() as display:
         summary = training.train(context.store(), context.settings(), corpus, model, preset,
                                  max_minutes=max_minutes, resume=resume, replace=force, reporter=display,
@@ -83,7 +92,7 @@ def train(
         output.print_json(result)
     else:
         chosen = f" ({summary.preset} preset)" if summary.preset else ""
-        chosen += f" fine-tuned from {init_from!r}" if init_from else ""
+        chosen += f" fine-tuned from {training.describe_base(init_from)}" if init_from else ""
         output.console.print(
             f"Model {model!r}{chosen}: held-out perplexity {best.valid_perplexity:.1f} at epoch {summary.best_epoch} "
             f"({summary.seconds:.0f}s, {summary.vocab_size:,} word vocabulary, {summary.parameters:,} parameters).",

@@ -225,11 +225,12 @@ def scrape_sources(runtime: Runtime, bot: BotConfig) -> JobResult:
 
 def retrain_model(runtime: Runtime, bot: BotConfig) -> JobResult:
     """Train a new version of the bot's model and swap it in when training has finished."""
-    from bot.training import retrain
+    from bot.training import default_base, retrain
 
+    base = default_base(runtime.settings) if bot.training.base else None
     summary = retrain(runtime.store, runtime.settings, bot.corpus, bot.model_name, bot.training.preset,
                       max_minutes=bot.training.max_minutes, stopping=runtime.stopping,
-                      lock=runtime.model_lock(bot.model_name))
+                      lock=runtime.model_lock(bot.model_name), init_from=base)
     return JobResult("ok", f"model {bot.model_name!r} retrained: held-out perplexity "
                            f"{summary.best.valid_perplexity:.1f} after {summary.seconds:.0f}s; it now serves")
 

@@ -126,8 +126,8 @@ def test_unparsable_and_missing_files(tmp_path: Path) -> None:
     assert config_error(missing) == f"Cannot read {missing} (No such file or directory); check the path given to --config."
 
 
-SETTING_KEYS = ("bot_home, bot_database_url, bot_sleep_scale, bot_lease_seconds, bot_outage_seconds, reddit_client_id, "
-                "reddit_client_secret, reddit_username, reddit_password, reddit_user_agent, reddit_oauth_url, "
+SETTING_KEYS = ("bot_home, bot_database_url, bot_sleep_scale, bot_lease_seconds, bot_outage_seconds, bot_base_model, "
+                "reddit_client_id, reddit_client_secret, reddit_username, reddit_password, reddit_user_agent, reddit_oauth_url, "
                 "reddit_url, x_bearer_token, x_api_key, x_api_secret, x_access_token, x_access_token_secret, "
                 "x_api_url, bot_review_password")
 

@@ -114,7 +114,7 @@ def test_init_from_refusals_are_one_sentence_and_write_nothing(bot: Bot, titles_
         "file.\n")
     assert refused("--model", "tuned", "--init-from", "base", "--preset", "small") == (
         "Error: Base model 'base' is 1 × 32 (embedding 32), but preset 'small' is 2 × 200 (embedding 200); leave "
-        "--preset out to fine-tune with the base's shape, or train from scratch.\n")
+        "--preset out to fine-tune with the base's shape, or pass --from-scratch.\n")
     assert refused("--model", "base", "--init-from", "base", "--force") == (
         "Error: Model 'base' cannot start from itself; pass another model to --init-from, or write the fine-tuned "
         "model under a new --model name.\n")
@@ -151,3 +151,27 @@ def test_a_model_one_process_trains_is_refused_to_another_until_it_finishes(bot:
         holder.kill()
         holder.wait(timeout=30)
     assert bot("train", "a", "--model", "m", "--preset", "tiny", "--epochs", "1").code == 0  # its turn now
+
+
+def test_new_models_fine_tune_the_base_model_unless_told_from_scratch(bot: Bot, titles_a_b: None, bot_home: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    assert bot("train", "a", "--model", "mybase", "--preset", "tiny", "--epochs", "1").code == 0
+    monkeypatch.setenv("BOT_BASE_MODEL", "mybase")  # as the shipped base would be, where no variable is set
+    context.settings.cache_clear()
+    tuned = bot("train", "b", "--model", "tuned", "--epochs", "1", "--json")
+    assert tuned.code == 0, tuned.err
+    assert tuned.json["init_from"] == "mybase"
+    model = load_model(bot_home / "models" / "tuned")
+    assert model.info["base"]["name"] == "mybase" and model.tokenizer.size > load_model(
+        bot_home / "models" / "mybase").tokenizer.size  # the base's pieces, and b's new words after them
+    scratch = bot("train", "b", "--model", "scratch", "--preset", "tiny", "--epochs", "1", "--from-scratch", "--json")
+    assert scratch.code == 0 and scratch.json["init_from"] is None
+    assert "base" not in load_model(bot_home / "models" / "scratch").info
+    shaped = bot("train", "b", "--model", "other", "--preset", "small", "--epochs", "1")
+    assert shaped.err.endswith("leave --preset out to fine-tune with the base's shape, or pass --from-scratch.\n")
+    both = bot("train", "b", "--model", "x", "--from-scratch", "--init-from", "mybase")
+    assert both.err == "Error: --from-scratch trains a new network, so it goes with neither --init-from nor --resume.\n"
+    monkeypatch.setenv("BOT_BASE_MODEL", "none")
+    context.settings.cache_clear()
+    plain = bot("train", "b", "--model", "plain", "--preset", "tiny", "--epochs", "1", "--json")
+    assert plain.json["init_from"] is None

@@ -99,3 +99,20 @@ def test_retraining_swaps_the_new_model_in_and_keeps_the_old_one_until_then(stor
     versions = sorted(p.name for p in (settings.models_dir / VERSIONS / "fb").iterdir())
     assert len(versions) == 2 and versions[1].endswith("-trained")  # the model `bot train` made, kept as a version
     assert [m.name for m in registry.list_models(settings)] == ["fb"]
+
+
+@pytest.mark.parametrize("base", [True, False])
+def test_the_train_job_fine_tunes_the_base_model_unless_the_bot_says_base_false(store, tmp_path, with_model,
+                                                                              tiny_model_dir, monkeypatch,
+                                                                              base: bool) -> None:
+    monkeypatch.setenv("BOT_BASE_MODEL", str(tiny_model_dir))  # the base, as the shipped one would be
+    extra = f'[bot.training]\npreset = "auto"\nmax_minutes = 0.2\nbase = {str(base).lower()}'
+    config = write_bots(tmp_path / "b.toml", file_bot("fb", extra=extra))
+    result = jobs.run_job(runtime_for(store, config), "fb", "train")
+    assert result.outcome == "ok", result.message
+    model = registry.load(load_settings(), "fb")
+    if base:
+        assert model.info["base"]["path"] == str(tiny_model_dir.resolve())
+        assert model.config.hidden_dim == 32  # the base's shape, whatever the preset's
+    else:
+        assert "base" not in model.info
