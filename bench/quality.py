@@ -61,7 +61,6 @@ MIN_SAMPLES = 300  # accepted samples wanted, at least
 MAX_SAMPLES = 400  # accepted samples wanted, at most (unless --n)
 SAMPLE_ROUND = 256  # samples drawn per generate() call
 MAX_ROUNDS = 200  # generate() calls per corpus before giving up on N accepted
-PERPLEXITY_BATCH = 256  # held-out documents stepped together
 CV_FOLDS = 5
 CV_SEED = 0
 MIN_BALANCED = 300  # documents per side the discriminator should get
@@ -106,7 +105,7 @@ def split(texts: list[str]) -> tuple[list[str], list[str]]:
 
 
 def held_out_perplexity(artifact, texts: list[str]) -> dict[str, object]:
-    """exp(mean NLL per piece) of `texts`, each fed from a zero state after <bos>.
+    """exp(mean NLL per piece) of `texts`, each fed from a zero state after <bos> (`models.scoring`).
 
     Per piece of the text (as `split` cuts it) plus <eos>, not per token, so tokenizers with and without case
     markers compare: a marker's cost is added to its word's. A rare-word class is charged its fill as well,
@@ -115,55 +114,16 @@ def held_out_perplexity(artifact, texts: list[str]) -> dict[str, object]:
     `unseen_share`, pieces no class can write either). `perplexity_classes_free` leaves the fill out: an <unk>
     or class costs what the model gave it, as the baseline (one <unk>, never filled) was measured.
     """
-    from models.sampler import LSTMStepper
-    from models.tokenizer import BOS_ID, EOS_ID, PAD_ID, SPECIALS, fold_case
-    from models.tokenizer import split as split_pieces
+    from models.scoring import Scorer
 
-    tokenizer = artifact.tokenizer
-    fill_cost: dict[int, dict[str, float]] = {}  # class id -> piece -> -log(count / class total)
-    for token in range(tokenizer.size):
-        if tokenizer.is_rare_class(token):
-            entries = tokenizer.rare[tokenizer.pieces[token]]
-            total = sum(c for _, c in entries)
-            fill_cost[token] = {p: -math.log(c / total) for p, c in entries}
-    stepper = LSTMStepper(artifact.config, artifact.weights)
-    docs = [tokenizer.encode(t, eos=True) for t in texts]
-    total_nll, fill_nll, pieces, outside, unseen = 0.0, 0.0, 0, 0, 0
-    for text in texts:
-        stored = [fold_case(p)[1] if tokenizer.cased else p for p in split_pieces(text)]
-        pieces += len(stored) + 1  # + <eos>
-        for piece in stored:
-            token = tokenizer.piece_id(piece)
-            if token < len(SPECIALS) or tokenizer.is_rare_class(token):
-                outside += 1
-                if token in fill_cost and piece in fill_cost[token]:
-                    fill_nll += fill_cost[token][piece]
-                else:
-                    unseen += 1
-    for start in range(0, len(docs), PERPLEXITY_BATCH):
-        batch = docs[start:start + PERPLEXITY_BATCH]
-        width = max(len(d) for d in batch)
-        targets = np.full((len(batch), width), PAD_ID, dtype=np.int64)  # (B, T)
-        for row, d in enumerate(batch):
-            targets[row, :len(d)] = d
-        inputs = np.concatenate([np.full((len(batch), 1), BOS_ID), targets[:, :-1]], axis=1)  # (B, T)
-        mask = np.zeros((len(batch), width), dtype=bool)
-        for row, d in enumerate(batch):
-            mask[row, :len(d)] = True
-        state = stepper.zero_state(len(batch))
-        for t in range(width):
-            logits, state = stepper.step(inputs[:, t], state)  # (B, V)
-            logits = logits.astype(np.float64)
-            top = logits.max(axis=1, keepdims=True)
-            log_z = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
-            nll = log_z - logits[np.arange(len(batch)), targets[:, t]]
-            total_nll += float(nll[mask[:, t]].sum())
-        assert all(d[-1] == EOS_ID for d in batch)
-    mean = (total_nll + fill_nll) / max(pieces, 1)
-    return {"perplexity": round(math.exp(mean), 2), "nll_per_piece": round(mean, 4), "pieces": pieces,
-            "perplexity_classes_free": round(math.exp(total_nll / max(pieces, 1)), 2),
-            "tokens": sum(len(d) for d in docs), "unk_share": round(outside / max(pieces, 1), 4),
-            "unseen_share": round(unseen / max(pieces, 1), 4)}
+    s = Scorer(artifact.config, artifact.tokenizer, artifact.weights).score(texts)
+    pieces = max(int(s.pieces.sum()), 1)
+    total_nll, fill_nll = -float(s.token_logprob.sum()), -float(s.fill_logprob.sum())
+    mean = (total_nll + fill_nll) / pieces
+    return {"perplexity": round(math.exp(mean), 2), "nll_per_piece": round(mean, 4), "pieces": int(s.pieces.sum()),
+            "perplexity_classes_free": round(math.exp(total_nll / pieces), 2),
+            "tokens": int(s.tokens.sum()), "unk_share": round(int(s.outside.sum()) / pieces, 4),
+            "unseen_share": round(int(s.unseen.sum()) / pieces, 4)}
 
 
 def distinct_2(texts: list[str]) -> float:

@@ -400,9 +400,10 @@ class BotConfig(_Strict):
     training: TrainingOptions = TrainingOptions()
     queue_size: int = Field(default=20, ge=1, le=10_000)  # pending + approved candidates kept ready
     daily_cap: int = Field(default=5, ge=1, le=1000)  # posts per day (in schedule.timezone), at most
-    # Which pending candidate an autonomous bot posts first: the best mean log-probability per token (fluent
-    # text of any length), the best total log-probability (favours short texts), or the oldest.
-    rank_by: Literal["mean_logprob", "logprob", "oldest"] = "mean_logprob"
+    # Which pending candidate an autonomous bot posts first: the most plausible to the base model (a reader
+    # independent of the bot's own model; where there is no score, the next rule), the best mean log-probability
+    # per token under its own model, the best total log-probability (favours short texts), or the oldest.
+    rank_by: Literal["plausibility", "mean_logprob", "logprob", "oldest"] = "plausibility"
 
     @model_validator(mode="after")
     def _destination_needed(self) -> BotConfig:

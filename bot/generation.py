@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -19,8 +20,10 @@ from bot.filters import CONTROLS, FilterConfig, FilterSet, Rejection, check_cont
 from bot.novelty import NoveltyIndex
 from bot.store import Store
 from bot.store.schema import Candidate, StoredDocument
+from models.artifact import WEIGHTS, load_model
 from models.errors import ModelError
 from models.sampler import Sample, SamplingSettings
+from models.scoring import Scorer
 from scrapers.text import CONTROL, printable
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,31 @@ class GenerationReport:
     counts: dict[str, int] = field(default_factory=dict)  # rejections per filter, every filter named
     enqueued: list[Candidate] = field(default_factory=list)
     seconds: float = 0.0
+    # the reader's score of each accepted sample, by its position in `accepted` (models.scoring); empty without a
+    # base model to read with
+    plausibility: dict[int, float] = field(default_factory=dict)
+
+    def rank(self, i: int) -> float:
+        """How good accepted sample `i` looks: the reader's score, else the model's own mean log-probability."""
+        sample = self.accepted[i]
+        return self.plausibility.get(i, sample.logprob / max(sample.tokens, 1))
+
+
+@functools.lru_cache(maxsize=2)
+def _scorer(path: str, stamp: int) -> Scorer:  # `stamp`: the weights' mtime, so a retrained base is read anew
+    model = load_model(Path(path))
+    return Scorer(model.config, model.tokenizer, model.weights)
+
+
+def reader(settings: Settings) -> Scorer | None:
+    """The base model as the reader that scores candidates, or None where no base model is at hand."""
+    from bot.training import default_base
+
+    base = default_base(settings)
+    if base is None:
+        return None
+    path = registry.resolve(settings, base)
+    return _scorer(str(path.resolve()), (path / WEIGHTS).stat().st_mtime_ns)
 
 
 def novelty_index(session: Session, corpus_name: str, cache_dir: Path) -> NoveltyIndex:
@@ -61,8 +89,8 @@ def generate(store: Store, settings: Settings, model_name: str, *, n: int, sampl
              prefix: str = "", seed: int | None = None, platform: str = DEFAULT_PLATFORM,
              filters: FilterConfig | None = FilterConfig(), enqueue_bot: str | None = None,
              enqueue_limit: int | None = None, progress: Callable[[int], None] | None = None) -> GenerationReport:
-    """Sample `n` texts; with `filters`, keep those every filter passes; with `enqueue_bot`, queue them as pending
-    (at most `enqueue_limit` of them: the best by mean log-probability per token)."""
+    """Sample `n` texts; with `filters`, keep those every filter passes; score them with the base model (`reader`);
+    with `enqueue_bot`, queue them as pending (at most `enqueue_limit` of them: the most plausible, `rank`)."""
     started = time.monotonic()
     control = CONTROL.search(prefix)
     if control:
@@ -81,18 +109,22 @@ def generate(store: Store, settings: Settings, model_name: str, *, n: int, sampl
                 report.accepted.append(sample)
             if progress:
                 progress(report.sampled)
+        scorer = reader(settings) if report.accepted else None
+        if scorer is not None:
+            scores = scorer.score([s.text for s in report.accepted]).mean
+            report.plausibility = {i: float(v) for i, v in enumerate(scores)}
         report.counts = {name: 0 for name in ((UNFINISHED, EMPTY) + (filter_set.names if filter_set else (CONTROLS,)))}
         for _, rejection in report.rejected:
             report.counts[rejection.filter] += 1
         if enqueue_bot:
             record = queue.SamplingRecord(model=model_name, temperature=sampling.temperature, top_k=sampling.top_k,
                                           top_p=sampling.top_p, prefix=prefix or None, seed=seed)
-            chosen = report.accepted
+            chosen = list(range(len(report.accepted)))
             if enqueue_limit is not None and len(chosen) > enqueue_limit:
-                ranked = sorted(chosen, key=lambda s: s.logprob / max(s.tokens, 1), reverse=True)
-                best = {id(s) for s in ranked[:enqueue_limit]}
-                chosen = [s for s in report.accepted if id(s) in best]  # in sampled order
-            report.enqueued = queue.enqueue(session, enqueue_bot, chosen, record)
+                chosen = sorted(sorted(chosen, key=report.rank, reverse=True)[:enqueue_limit])  # in sampled order
+            report.enqueued = queue.enqueue(session, enqueue_bot, [report.accepted[i] for i in chosen], record,
+                                            {k: report.plausibility[i] for k, i in enumerate(chosen)
+                                             if i in report.plausibility})
     report.seconds = time.monotonic() - started
     return report
 

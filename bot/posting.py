@@ -31,6 +31,7 @@ from bot.errors import BotError, NotFoundError, QueueError
 from bot.filters import CONTROLS, FilterSet, Rejection, check_controls
 from bot.processes import owner_gone, process_owner
 from bot.publishers import Outcome, Posted, Publisher, PublishError, open_publisher
+from bot.queue import best_first
 from bot.store import Store, insert_ignoring_conflict
 from bot.store.schema import BotState, Candidate, Status, utcnow
 from scrapers.reddit import subreddit_name
@@ -140,12 +141,14 @@ def next_candidate(session: Session, bot: BotConfig, now: datetime, *,
                                            Candidate.id).limit(1)).first()
     if found is not None or bot.mode != "autonomous":
         return found
-    rank = {"mean_logprob": (Candidate.logprob / case((Candidate.tokens > 0, Candidate.tokens), else_=1)).desc(),
-            "logprob": Candidate.logprob.desc(), "oldest": Candidate.created_at.asc()}[bot.rank_by]
+    own = (Candidate.logprob / case((Candidate.tokens > 0, Candidate.tokens), else_=1)).desc()
+    rank = {"plausibility": best_first(), "mean_logprob": (own, Candidate.id),
+            "logprob": (Candidate.logprob.desc(), Candidate.id),
+            "oldest": (Candidate.created_at.asc(), Candidate.id)}[bot.rank_by]
     query = select(Candidate).where(Candidate.bot == bot.name, Candidate.status == Status.PENDING)
     if skip:
         query = query.where(Candidate.id.not_in(skip))
-    return session.scalars(query.order_by(rank, Candidate.id).limit(1)).first()
+    return session.scalars(query.order_by(*rank).limit(1)).first()
 
 
 def _blocked(session: Session, state: BotState, bot: BotConfig, now: datetime) -> Skip | None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -38,13 +38,17 @@ class SamplingRecord:
     seed: int | None
 
 
-def enqueue(session: Session, bot: str, samples: Iterable[Sample], sampling: SamplingRecord) -> list[Candidate]:
+def enqueue(session: Session, bot: str, samples: Iterable[Sample], sampling: SamplingRecord,
+            plausibility: Mapping[int, float] | None = None) -> list[Candidate]:
+    """Queue `samples` as pending; `plausibility` maps a sample's position to its reader's score."""
     now = utcnow()
+    scores = plausibility or {}
     rows = [
         Candidate(bot=bot, model=sampling.model, text=s.text, sampled_text=s.text, temperature=sampling.temperature,
                   top_k=sampling.top_k, top_p=sampling.top_p, prefix=sampling.prefix, seed=sampling.seed,
-                  logprob=s.logprob, tokens=s.tokens, status=Status.PENDING, created_at=now, updated_at=now)
-        for s in samples
+                  logprob=s.logprob, tokens=s.tokens, status=Status.PENDING, created_at=now, updated_at=now,
+                  plausibility=scores.get(i))
+        for i, s in enumerate(samples)
     ]
     session.add_all(rows)
     session.flush()
@@ -59,9 +63,17 @@ def existing_texts(session: Session, bot: str, *, excluding: int | None = None) 
     return list(session.scalars(query))
 
 
+def best_first() -> tuple[object, ...]:
+    """The order that shows the most plausible candidates first: by the reader's score, then (where no base model
+    scored them) by the model's own mean log-probability per token, then oldest first."""
+    own = Candidate.logprob / case((Candidate.tokens > 0, Candidate.tokens), else_=1)
+    return (Candidate.plausibility.desc().nulls_last(), own.desc(), Candidate.id)
+
+
 def list_candidates(session: Session, *, status: str | None = None, bot: str | None = None,
                     limit: int | None = None) -> list[Candidate]:
-    query = select(Candidate).order_by(Candidate.id)
+    """Pending candidates best first (`best_first`); a listing of other or all statuses in id order."""
+    query = select(Candidate).order_by(*(best_first() if status == Status.PENDING else (Candidate.id,)))
     if status:
         query = query.where(Candidate.status == Status(status))
     if bot:
@@ -197,6 +209,7 @@ def candidate_json(c: Candidate) -> dict[str, object]:
     return {
         "id": c.id, "bot": c.bot, "model": c.model, "status": c.status, "text": c.text,
         "sampled_text": c.sampled_text, "edited": c.text != c.sampled_text, "logprob": round(c.logprob, 4),
+        "plausibility": None if c.plausibility is None else round(c.plausibility, 4),
         "tokens": c.tokens, "temperature": c.temperature, "top_k": c.top_k, "top_p": c.top_p, "prefix": c.prefix,
         "seed": c.seed, "reason": c.reason, "created_at": iso(c.created_at), "updated_at": iso(c.updated_at),
         "posted_at": iso(c.posted_at), "remote_id": c.remote_id, "remote_url": c.remote_url, "attempts": c.attempts,

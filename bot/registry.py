@@ -8,6 +8,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.errors import NotFoundError
+from bot.names import is_valid_name
 from models.artifact import CONFIG, ModelArtifact, load_model
 from models.errors import ArtifactError
 
@@ -27,6 +28,17 @@ class ModelSummary:
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "path": str(self.path)}
+
+
+def resolve(settings: Settings, name_or_path: str) -> Path:
+    """The folder of a model given by name (under BOT_HOME/models) or by path; NotFoundError if neither is one."""
+    path = settings.model_dir(name_or_path) if is_valid_name(name_or_path) else None
+    if path is None or not path.exists():
+        path = Path(name_or_path).expanduser()
+    if not path.is_dir():
+        raise NotFoundError(f"There is no model named {name_or_path!r}; train it first with `bot train CORPUS "
+                            f"--model {name_or_path}`, or give the path of a model directory.")
+    return path
 
 
 def load(settings: Settings, name: str) -> ModelArtifact:

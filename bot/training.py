@@ -24,10 +24,10 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
+from bot import registry
 from bot.config import Settings
 from bot.corpus import count_words, load_texts
 from bot.errors import BotError, NotFoundError
-from bot.names import is_valid_name
 from bot.store import Store
 from models import budget
 from models.artifact import ModelArtifact, load_model
@@ -177,12 +177,11 @@ def _check_preset_shape(base: ModelArtifact, preset_name: str) -> None:
 
 def _base_model(settings: Settings, init_from: str, model_name: str, directory: Path) -> ModelArtifact:
     """The model `--init-from` names: one under BOT_HOME/models, else a model directory at that path."""
-    path = settings.model_dir(init_from) if is_valid_name(init_from) else None
-    if path is None or not path.exists():
-        path = Path(init_from).expanduser()
-    if not path.is_dir():
+    try:
+        path = registry.resolve(settings, init_from)
+    except NotFoundError:
         raise NotFoundError(f"There is no model named {init_from!r} to start from; train it first with "
-                            f"`bot train CORPUS --model {init_from}`, or give the path of a model directory.")
+                            f"`bot train CORPUS --model {init_from}`, or give the path of a model directory.") from None
     if directory.exists() and path.resolve() == directory.resolve():
         raise BotError(f"Model {model_name!r} cannot start from itself; pass another model to --init-from, or "
                        "write the fine-tuned model under a new --model name.")

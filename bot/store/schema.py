@@ -109,6 +109,9 @@ class Candidate(Base):
     prefix: Mapped[str | None] = mapped_column(Text)
     seed: Mapped[int | None] = mapped_column(BigInteger)
     logprob: Mapped[float] = mapped_column(Float)  # natural log of the model's probability of the text
+    # a reader's judgement, independent of the model that wrote it: the base model's mean log-probability per piece
+    # (models.scoring); higher is more plausible; None where no base model was at hand
+    plausibility: Mapped[float | None] = mapped_column(Float)
     tokens: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default=Status.PENDING, index=True)
     reason: Mapped[str | None] = mapped_column(Text)  # why it was rejected, or why posting failed

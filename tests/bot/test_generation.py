@@ -120,3 +120,30 @@ def test_a_prefix_with_a_control_character_is_refused(setup, prefix: str,  # typ
     assert str(error.value) == f"The prefix contains the control character {shown}, which no post may hold; remove it."
     with store.session() as s:
         assert queue.list_candidates(s) == []
+
+
+def test_candidates_carry_the_base_models_score_and_the_most_plausible_are_kept(setup, tiny_model_dir, monkeypatch,
+                                                                                 bot) -> None:  # type: ignore
+    from models.artifact import load_model
+    from models.scoring import Scorer
+
+    store, settings = setup
+    plain = generate(store, settings, "tiny", n=30, sampling=SamplingSettings(max_tokens=12), seed=3, filters=None,
+                     enqueue_bot="plain")
+    assert plain.plausibility == {}  # no base model (the tests' BOT_BASE_MODEL=none): nothing to read with
+    with store.session() as s:
+        assert {c.plausibility for c in queue.list_candidates(s, bot="plain")} == {None}
+    monkeypatch.setenv("BOT_BASE_MODEL", str(tiny_model_dir))
+    settings = load_settings()
+    report = generate(store, settings, "tiny", n=40, sampling=SamplingSettings(max_tokens=12), seed=2, filters=None,
+                      enqueue_bot="hn", enqueue_limit=10)
+    base = load_model(tiny_model_dir)
+    expected = Scorer(base.config, base.tokenizer, base.weights).score([s.text for s in report.accepted]).mean
+    assert sorted(report.plausibility.values()) == pytest.approx(sorted(expected.tolist()))
+    best = sorted(report.plausibility.values(), reverse=True)[:10]
+    with store.session() as s:
+        pending = queue.list_candidates(s, bot="hn", status="pending")
+    assert [c.plausibility for c in pending] == pytest.approx(best)  # the ten most plausible, best first
+    listed = bot("queue", "list", "--bot", "hn", "--status", "pending", "--json").json
+    assert [row["id"] for row in listed] == [c.id for c in pending]
+    assert listed[0]["plausibility"] == round(best[0], 4)
