@@ -52,7 +52,9 @@ class DemoResult:
 
     @property
     def accepted(self) -> list[str]:
-        return [s.text for r in self.generation for s in r.accepted]
+        """The accepted titles, best first (`GenerationReport.rank`), as the review queue lists them."""
+        ranked = [(r.rank(i), s.text) for r in self.generation for i, s in enumerate(r.accepted)]
+        return [text for _, text in sorted(ranked, key=lambda pair: -pair[0])]  # stable: ties in sampled order
 
 
 def demo_data_path() -> Path:

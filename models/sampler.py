@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ import numpy as np
 
 from models.config import ModelConfig
 from models.errors import ModelError
-from models.tokenizer import BOS_ID, DUMMY_PREFIX, EOS_ID, PAD_ID, UNK_ID, Tokenizer, join
+from models.tokenizer import (BOS_ID, DUMMY_PREFIX, EOS_ID, FIRST_UPPER_SHARE, MARKERS, PAD_ID, SPECIALS, UNK_ID,
+                              Tokenizer, join)
 
 NEVER_SAMPLED = (PAD_ID, UNK_ID, BOS_ID)  # the sampler may end a text (<eos>) but never emit these
 DEFAULT_MAX_TOKENS = 60  # tokens per sample before it is cut off (titles are 10-20)
@@ -106,6 +108,7 @@ class Sampler:
         # Rare-word classes with no word to fill them would write nothing; they are never drawn either.
         empty = [i for i in range(tokenizer.size) if tokenizer.is_rare_class(i) and not tokenizer.fill_count(i)]
         self.never_sampled = np.array(NEVER_SAMPLED + tuple(empty), dtype=np.int64)
+        self.ends_word, self.glued, self.is_marker = glue_tables(tokenizer)
 
     def sample(self, n: int, settings: SamplingSettings = SamplingSettings(), *, prefix: str = "",
                seed: int | None = None, batch_size: int = DEFAULT_BATCH) -> list[Sample]:
@@ -124,10 +127,15 @@ class Sampler:
         state = [np.repeat(s, rows, axis=0) for s in start_state]
         generated: list[list[int]] = [[] for _ in range(rows)]
         logprob = np.zeros(rows, np.float64)
+        start_ends_word = bool(_WORD_CHAR.match(prefix[-1:]))  # a prefix ending in a word: no piece glued to it
+        ends_word = np.full(rows, start_ends_word)  # (B,) the row's text so far ends in a word character
         started = rows
         while generated:
+            if ends_word.any() and len(self.glued):
+                logits[np.ix_(np.flatnonzero(ends_word), self.glued)] = -np.inf
             tokens, token_logprob = self._choose(logits, settings, rng)
             logprob += token_logprob
+            ends_word = np.where(self.is_marker[tokens], ends_word, self.ends_word[tokens])
             restart = np.zeros(len(generated), dtype=bool)  # finished rows that begin a new sample
             keep = np.ones(len(generated), dtype=bool)  # rows that take another step
             for r, token in enumerate(tokens.tolist()):
@@ -137,11 +145,12 @@ class Sampler:
                     if started < n:
                         started += 1
                         restart[r], generated[r], logprob[r] = True, [], 0.0
+                        ends_word[r] = start_ends_word
                     else:
                         keep[r] = False
             if not keep.all():  # compaction: the batch shrinks once no new samples are needed
                 generated = [g for g, k in zip(generated, keep) if k]
-                tokens, logprob, restart = tokens[keep], logprob[keep], restart[keep]
+                tokens, logprob, restart, ends_word = tokens[keep], logprob[keep], restart[keep], ends_word[keep]
                 state = [s[keep] for s in state]
             if not generated:
                 return
@@ -173,9 +182,13 @@ class Sampler:
 
     def _finish(self, prefix: str, ids: list[int], logprob: float, fill_rng: np.random.Generator) -> Sample:
         complete = ids[-1] == EOS_ID
-        generated = self.tokenizer.decode_pieces(ids, fill_rng)  # leading space kept; rare words filled
+        # leading space kept; rare words filled; each word in a casing the training text used for it
+        generated = self.tokenizer.decode_pieces(ids, fill_rng, true_case=True)
         # Whitespace pieces (a lone space, a newline) can open or close a sample; a post never should.
         text = join([DUMMY_PREFIX + prefix if prefix else "", generated]).strip()
+        first = self.tokenizer.first_upper
+        if not prefix and first is not None and first >= FIRST_UPPER_SHARE and text[:1].islower():
+            text = text[0].upper() + text[1:]  # as the corpus's documents almost all begin
         return Sample(text=text, logprob=logprob, tokens=len(ids), complete=complete, ids=tuple(ids),
                       empty=not generated.strip())
 
@@ -230,3 +243,34 @@ def _nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:
     keep = np.zeros_like(keep_sorted)
     np.put_along_axis(keep, order, keep_sorted, axis=1)
     return np.where(keep, probs, 0.0)
+
+
+GLUING_CLASSES = tuple(f"<unk:^{shape}>" for shape in ("word", "number", "alnum"))  # fills that start with \w, no space
+_WORD_CHAR = re.compile(r"\w")
+
+
+def glue_tables(tokenizer: Tokenizer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ends_word (V,) bool, glued (G,) ids, is_marker (V,) bool): which tokens end in a word character, which
+    begin with one and no space, and which are case markers (they stand before a word and leave the last piece as
+    it was).
+
+    The tokenizer cuts a run of word characters into one piece, so a piece that begins with a word character and no
+    space never follows one that ends with a word character in any training text; written by the sampler, that pair
+    is a glued word ("withMicrosoft", "require2016"), and it is never drawn."""
+    size = tokenizer.size
+    ends, glued, markers = np.zeros(size, bool), [], np.zeros(size, bool)
+    for i, piece in enumerate(tokenizer.pieces):
+        if i < len(SPECIALS):
+            continue
+        if piece in MARKERS:
+            markers[i] = True
+        elif tokenizer.is_rare_class(i):
+            shape = piece[len("<unk:"):-1]
+            ends[i] = shape.lstrip("^") in ("word", "number", "alnum", "link")
+            if piece in GLUING_CLASSES:
+                glued.append(i)
+        else:
+            ends[i] = bool(_WORD_CHAR.match(piece[-1:]))
+            if _WORD_CHAR.match(piece[:1]):
+                glued.append(i)
+    return ends, np.array(glued, dtype=np.int64), markers

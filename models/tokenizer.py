@@ -106,6 +106,24 @@ def fold_case(piece: str) -> tuple[str | None, str]:
     return None, piece  # mixed case ("iPhone"), or a letter whose case does not round-trip
 
 
+# Which casings of a word the training text used, as bits of a mask (`Tokenizer.forms`).
+LOWER, CAPITAL, UPPER = 1, 2, 4  # "ceo", "Ceo", "CEO" (a piece with no marker counts as LOWER)
+USUAL = LOWER | CAPITAL  # what `forms` leaves out: a word seen lower case and capitalised, never shouted
+FORM_BITS = {None: LOWER, MAJ: CAPITAL, UP: UPPER}
+FIRST_UPPER_SHARE = 0.9  # a corpus whose documents start with a capital this often gets samples that do too
+
+
+def true_marker(marker: str | None, mask: int) -> str | None:
+    """The marker to write a word with, given the marker drawn and the casings seen (`mask`): the one drawn if the
+    text used it; else the casing the text did use, nearest to it (a word never shouted is capitalised, an acronym
+    stays an acronym, a name keeps its capital)."""
+    if not mask or mask & FORM_BITS[marker]:
+        return marker
+    preference = {None: (CAPITAL, UPPER), MAJ: (UPPER, LOWER), UP: (CAPITAL, LOWER)}[marker]
+    chosen = next(bit for bit in preference if mask & bit)
+    return {LOWER: None, CAPITAL: MAJ, UPPER: UP}[chosen]
+
+
 def apply_case(marker: str | None, piece: str) -> str:
     if marker == MAJ:
         return _capitalize(piece)
@@ -121,6 +139,10 @@ class Tokenizer:
     pieces: tuple[str, ...]  # index = id; starts with SPECIALS (then MARKERS if cased, then RARE_CLASSES if used)
     cased: bool = False  # case markers: pieces are stored lowercased where a marker gives back the text
     rare: dict[str, tuple[tuple[str, int], ...]] | None = None  # class -> (piece, count) of rare training pieces
+    # stored piece -> the casings the training text used (LOWER | CAPITAL | UPPER), for pieces seen otherwise than
+    # USUAL; a piece left out was seen USUAL-ly (or never). None: not recorded (tokenizers made before it)
+    forms: dict[str, int] | None = None
+    first_upper: float | None = None  # share of training documents that start with an upper-case letter
     _ids: dict[str, int] = field(init=False, repr=False, compare=False)
     _marker_ids: dict[int, str] = field(init=False, repr=False, compare=False)
     _rare_ids: dict[int, str] = field(init=False, repr=False, compare=False)
@@ -156,9 +178,15 @@ class Tokenizer:
             case_markers, rare_classes = base.cased, base.rare is not None
         head = SPECIALS + (MARKERS if case_markers else ()) + (RARE_CLASSES if rare_classes else ())
         counts: Counter[str] = Counter()
+        masks: dict[str, int] = {}
+        documents_seen = upper_first = 0
         for doc in documents:
+            documents_seen += 1
+            upper_first += doc[:1].isupper()
             for piece in split(doc):
-                counts[fold_case(piece)[1] if case_markers else piece] += 1
+                marker, folded = fold_case(piece) if case_markers else (None, piece)
+                counts[folded] += 1
+                masks[folded] = masks.get(folded, 0) | FORM_BITS[marker]
         # Counter.most_common keeps first-seen order among equal counts, so the vocabulary is deterministic.
         known = set(base.pieces) if base is not None else set(head)
         fresh = [(p, c) for p, c in counts.most_common() if p not in known]
@@ -176,7 +204,15 @@ class Tokenizer:
                     seen = {p for p, _ in by_class[name]}
                     by_class[name] += [(p, c) for p, c in entries if p not in kept_set and p not in seen]
             rare = {name: tuple(entries) for name, entries in by_class.items()}
-        return cls(pieces, cased=case_markers, rare=rare)
+        forms = None
+        if case_markers:
+            if base is not None and base.forms is not None:  # the casings either text used
+                known = set(base.pieces) | {p for entries in (base.rare or {}).values() for p, _ in entries}
+                for piece in known:
+                    masks[piece] = masks.get(piece, 0) | base.forms.get(piece, USUAL)
+            forms = {p: m for p, m in masks.items() if m != USUAL and m != LOWER}
+        first = round(upper_first / documents_seen, 4) if documents_seen else None
+        return cls(pieces, cased=case_markers, rare=rare, forms=forms, first_upper=first)
 
     @property
     def size(self) -> int:
@@ -215,9 +251,11 @@ class Tokenizer:
         at = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
         return self.rare[self._rare_ids[token]][min(at, len(cumulative) - 1)][0]  # type: ignore[index]
 
-    def decode_pieces(self, ids: Iterable[int], rng: np.random.Generator | None = None) -> str:
+    def decode_pieces(self, ids: Iterable[int], rng: np.random.Generator | None = None, *,
+                      true_case: bool = False) -> str:
         """The ids' text, leading space kept: markers applied, rare classes filled from `rng` (left out without),
-        special tokens left out."""
+        special tokens left out. With `true_case` (what the sampler wrote, not text that was encoded), each word is
+        written in a casing the training text used for it (`true_marker`), where the tokenizer recorded them."""
         out: list[str] = []
         marker: str | None = None
         for i in ids:
@@ -230,6 +268,8 @@ class Tokenizer:
                 piece = self.pieces[i]
             else:
                 piece = ""
+            if true_case and self.forms is not None and piece.strip():
+                marker = true_marker(marker, self.forms.get(piece, USUAL))
             out.append(apply_case(marker, piece))
             marker = None
         return "".join(out)
@@ -264,6 +304,10 @@ class Tokenizer:
             data["cased"] = True
         if self.rare is not None:
             data["rare"] = {name: [list(e) for e in entries] for name, entries in self.rare.items()}
+        if self.forms is not None:
+            data["forms"] = self.forms
+        if self.first_upper is not None:
+            data["first_upper"] = self.first_upper
         return json.dumps(data, ensure_ascii=False)
 
     @classmethod
@@ -274,6 +318,11 @@ class Tokenizer:
             rare = data.get("rare")
             if rare is not None:
                 rare = {str(name): tuple((str(p), int(c)) for p, c in entries) for name, entries in rare.items()}
+            forms = data.get("forms")
+            if forms is not None:
+                forms = {str(p): int(m) for p, m in forms.items()}
+            first = data.get("first_upper")
+            first = None if first is None else float(first)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ArtifactError(f"The tokenizer file is damaged ({exc}); retrain the model.") from exc
-        return cls(pieces, cased=bool(data.get("cased", False)), rare=rare)
+        return cls(pieces, cased=bool(data.get("cased", False)), rare=rare, forms=forms, first_upper=first)
