@@ -106,7 +106,7 @@ def test_the_train_job_fine_tunes_the_base_model_unless_the_bot_says_base_false(
                                                                               tiny_model_dir, monkeypatch,
                                                                               base: bool) -> None:
     monkeypatch.setenv("BOT_BASE_MODEL", str(tiny_model_dir))  # the base, as the shipped one would be
-    extra = f'[bot.training]\npreset = "auto"\nmax_minutes = 0.2\nbase = {str(base).lower()}'
+    extra = f'[bot.training]\npreset = "auto"\nmax_minutes = 0.05\nbase = {str(base).lower()}'
     config = write_bots(tmp_path / "b.toml", file_bot("fb", extra=extra))
     result = jobs.run_job(runtime_for(store, config), "fb", "train")
     assert result.outcome == "ok", result.message
