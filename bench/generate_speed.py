@@ -7,6 +7,7 @@ weights say, so the figure is that of a trained model of this size. A sample is 
 the cap (60 tokens) cuts off the few that do not, and those are not counted as complete.
 
     python bench/generate_speed.py
+    python bench/generate_speed.py --model bench/results/base-checkpoint   # a real model: its size, its lengths
 """
 
 from __future__ import annotations
@@ -63,12 +64,20 @@ def measure(sampler: Sampler, *, n: int, batch: int, runs: int) -> dict[str, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write the result here")
+    parser.add_argument("--model", type=Path, help="a model directory to sample from instead of random weights")
     args = parser.parse_args()
-    sampler = model()
+    if args.model:
+        from models.artifact import load_model
+
+        trained = load_model(args.model)
+        sampler, described = trained.sampler(), {"path": str(args.model), "layers": trained.config.layers,
+                                                 "hidden": trained.config.hidden_dim,
+                                                 "vocab": trained.tokenizer.size}
+    else:
+        sampler, described = model(), {"layers": CONFIG.layers, "hidden": CONFIG.hidden_dim, "vocab": VOCAB}
     sampler.sample(8, SETTINGS, seed=0)  # first calls pay for allocation
     result = {
-        "machine": machine(), "date": today(), "numpy": np.__version__,
-        "model": {"layers": CONFIG.layers, "hidden": CONFIG.hidden_dim, "vocab": VOCAB},
+        "machine": machine(), "date": today(), "numpy": np.__version__, "model": described,
         "n=256 at once": measure(sampler, n=256, batch=256, runs=4),
         "n=2048, 256 at a time (refilled)": measure(sampler, n=2048, batch=256, runs=1),
         "n=1": measure(sampler, n=1, batch=1, runs=50),
