@@ -3,6 +3,7 @@
     python bench/base_model.py train --data ../shared/data/reddit-titles --work ~/nnbot-base        # hours
     python bench/base_model.py train --data ../shared/data/reddit-titles --work ~/nnbot-base --resume
     python bench/base_model.py export --work ~/nnbot-base --out bot/data/base   # the shipped, fp16 copy
+    python bench/base_model.py evaluate --work ~/nnbot-base --model bot/data/base --json RESULT
 
 1. **The corpus** (`reddit_titles_2013.tsv.xz`, PDDL): NSFW titles left out; titles with a link left out; image
    sizes ("[1024x768]") and episode tags ("(S03E03)") cut from the titles that carry them, since a bot should never
@@ -275,6 +276,27 @@ def export(args: argparse.Namespace) -> None:
     print(f"exported shard {best['shard']} (valid ppl {best['valid_perplexity']}) to {out}: {size / 1e6:.1f} MB")
 
 
+# ---- evaluation: perplexity on the subreddits the base never saw
+
+def evaluate(args: argparse.Namespace) -> None:
+    """Held-out perplexity per piece (bench/quality.py's measure) on each HELD_OUT subreddit's titles."""
+    from bench.common import write_result
+    from bench.quality import held_out_perplexity
+    from models.artifact import load_model
+
+    model = load_model(args.model)
+    held_out = json.loads((args.work / "held_out.json").read_text(encoding="utf-8"))
+    started = time.monotonic()
+    result: dict[str, Any] = {"model": str(args.model), "machine": machine(), "date": today(),
+                              "valid_perplexity": model.metrics.get("valid_perplexity"), "subreddits": {}}
+    for name in HELD_OUT:
+        result["subreddits"][name] = {"titles": len(held_out[name]), **held_out_perplexity(model, held_out[name])}
+    everything = [t for name in HELD_OUT for t in held_out[name]]
+    result["all_held_out"] = {"titles": len(everything), **held_out_perplexity(model, everything)}
+    result["seconds"] = round(time.monotonic() - started, 1)
+    write_result(result, args.json)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -293,11 +315,12 @@ def main() -> None:
     e.add_argument("--work", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True)
     e.add_argument("--data", type=Path, default=Path("../shared/data/reddit-titles"))
+    v = sub.add_parser("evaluate", help="perplexity on the held-out subreddits")
+    v.add_argument("--work", type=Path, required=True, help="the run's folder (its held_out.json)")
+    v.add_argument("--model", type=Path, required=True, help="a model directory, e.g. an export")
+    v.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    if args.command == "train":
-        train(args)
-    else:
-        export(args)
+    {"train": train, "export": export, "evaluate": evaluate}[args.command](args)
 
 
 if __name__ == "__main__":
