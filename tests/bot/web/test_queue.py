@@ -257,3 +257,15 @@ def test_an_unknown_candidate_or_action_gets_a_sentence(logged_in) -> None:  # t
                                                                    "back": "https://evil.example/", "version": seen},
                                  follow_redirects=False)
     assert away.headers["location"] == "/"  # never a redirect to a URL a form names
+
+
+def test_pending_candidates_are_shown_most_plausible_first_with_their_plausibility(logged_in) -> None:  # type: ignore
+    ids = add_candidates(logged_in.store, "fb", ["Third by the reader", "First by the reader", "Not scored"],
+                         approve=False)
+    with logged_in.store.session() as session:
+        for candidate_id, value in zip(ids[:2], (-5.25, -3.5)):
+            session.get(Candidate, candidate_id).plausibility = value
+    page = logged_in.client.get("/").text
+    order = [page.index(f'id="c-{i}"') for i in (ids[1], ids[0], ids[2])]
+    assert order == sorted(order)  # scored ones best first, the unscored one after them
+    assert '<dd class="plausibility" title="the base model' in page and ">-3.500</dd>" in page
