@@ -223,6 +223,10 @@ def train(args: argparse.Namespace) -> None:
         artifact.write_json(state_path, state)  # last: the position moves only once the weights are on disk
         print(f"shard {k + 1}/{total} ({row['passes']:.2f} passes) lr {lr:.3g}: valid ppl {epoch.valid_perplexity:.1f}"
               f", {epoch.tokens_per_second:,.0f} tokens/s, {seconds:.0f} s, peak {peak_mb()} MB", flush=True)
+        del trainer
+        import keras  # started by the first trainer
+
+        keras.backend.clear_session()  # each shard builds its networks anew: without this the peak grew ~60 MB a shard
         if (k + 1) % args.sample_every == 0:
             texts = [s.text for s in Sampler(config, tokenizer, weights).sample(
                 6, SamplingSettings(temperature=0.8), seed=k)]
