@@ -89,7 +89,7 @@ def get_candidate(session: Session, candidate_id: int) -> Candidate:
     try:
         candidate = session.get(Candidate, candidate_id, with_for_update=True, populate_existing=True)
     except StaleDataError:
-        raise _changed(candidate_id, _current(session, [candidate_id])[candidate_id][0]) from None
+        raise CandidateChanged(candidate_id, _current(session, [candidate_id])[candidate_id][0]) from None
     if candidate is None:
         raise NotFoundError(f"There is no candidate {candidate_id}; `bot queue list` shows the queue.")
     return candidate
@@ -102,10 +102,6 @@ class CandidateChanged(QueueError):
         self.candidate_id, self.status = candidate_id, status
         super().__init__(f"Candidate {candidate_id} changed while this was being done (it is now {status}); nothing "
                          "was changed, so look at it again and decide.")
-
-
-def _changed(candidate_id: int, status: str) -> CandidateChanged:
-    return CandidateChanged(candidate_id, status)
 
 
 def _current(session: Session, ids: Iterable[int]) -> dict[int, tuple[str, int]]:
@@ -127,7 +123,7 @@ def _save(session: Session, candidates: Sequence[Candidate]) -> None:
     except StaleDataError:
         now = _current(session, read)
         lost = next((i for i in read if now[i][1] != read[i]), next(iter(read)))
-        raise _changed(lost, now[lost][0]) from None
+        raise CandidateChanged(lost, now[lost][0]) from None
 
 
 def _move(session: Session, ids: Sequence[int], allowed: tuple[Status, ...], to: Status,
@@ -139,7 +135,7 @@ def _move(session: Session, ids: Sequence[int], allowed: tuple[Status, ...], to:
     candidates = [get_candidate(session, i) for i in ids]
     for c in candidates:
         if expected is not None and c.version != expected.get(c.id):
-            raise _changed(c.id, c.status)
+            raise CandidateChanged(c.id, c.status)
         if c.status not in allowed and c.status != to:
             raise QueueError(
                 f"Candidate {c.id} is {c.status} and cannot become {to}; only {', '.join(allowed)} candidates can."
@@ -158,10 +154,14 @@ def approve(session: Session, ids: Sequence[int], *, expected: Mapping[int, int]
     """Approve candidates; review-mode bots post them in the order they were approved (the order of `ids`). A
     rejected candidate may be approved again (a person may change their mind), and its rejection stays visible in
     its reason."""
+    order: dict[int, int] = {}
+    for position, candidate_id in enumerate(ids):
+        order.setdefault(candidate_id, position)
+
     def approved_now(c: Candidate, old: str) -> None:
         c.reason = approved_again(c.reason) if old == Status.REJECTED else None
         c.retry_at = None
-        c.approved_at = c.updated_at + timedelta(microseconds=ids.index(c.id))  # the order asked for
+        c.approved_at = c.updated_at + timedelta(microseconds=order[c.id])  # the order asked for
 
     return _move(session, ids, APPROVABLE, Status.APPROVED, approved_now, expected)
 
@@ -186,7 +186,7 @@ def edit(session: Session, candidate_id: int, text: str, filters: FilterSet | No
     without filters, a text with a control character is still refused."""
     candidate = get_candidate(session, candidate_id)
     if expected is not None and candidate.version != expected:
-        raise _changed(candidate_id, candidate.status)
+        raise CandidateChanged(candidate_id, candidate.status)
     if candidate.status not in EDITABLE:
         raise QueueError(f"Candidate {candidate.id} is {candidate.status} and can no longer be edited.")
     text = text.strip()

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from bot import queue
@@ -41,6 +42,15 @@ def _versions(seen: Mapping[int, str]) -> dict[int, int]:
     return {candidate_id: int(v) if v.isdigit() and len(v) < 10 else -1 for candidate_id, v in seen.items()}
 
 
+@contextmanager
+def _as_the_page_showed() -> Iterator[None]:
+    """A candidate that changed after the page showed it is told in the page's words (`StaleCandidate`)."""
+    try:
+        yield
+    except queue.CandidateChanged as changed:
+        raise StaleCandidate(changed) from None
+
+
 @dataclass(frozen=True)
 class Done:
     """What an action changed, for the page's message."""
@@ -58,11 +68,8 @@ class Done:
 def approve(store: Store, versions: Mapping[int, str]) -> Done:
     if not versions:
         raise QueueError("No candidate was chosen; tick the ones to approve.")
-    try:
-        with store.session() as session:
-            done = queue.approve(session, list(versions), expected=_versions(versions))
-    except queue.CandidateChanged as changed:
-        raise StaleCandidate(changed) from None
+    with _as_the_page_showed(), store.session() as session:
+        done = queue.approve(session, list(versions), expected=_versions(versions))
     return Done("approve", tuple(c.id for c in done))
 
 
@@ -70,11 +77,8 @@ def reject(store: Store, versions: Mapping[int, str], *, reason: str | None = No
     if not versions:
         raise QueueError("No candidate was chosen; tick the ones to reject.")
     reason = (reason or "").strip()[:MAX_REASON_CHARS] or None
-    try:
-        with store.session() as session:
-            done = queue.reject(session, list(versions), reason=reason, expected=_versions(versions))
-    except queue.CandidateChanged as changed:
-        raise StaleCandidate(changed) from None
+    with _as_the_page_showed(), store.session() as session:
+        done = queue.reject(session, list(versions), reason=reason, expected=_versions(versions))
     return Done("reject", tuple(c.id for c in done))
 
 
@@ -84,17 +88,14 @@ def edit_and_approve(store: Store, settings: Settings, bots: BotsFile, candidate
     if len(text) > MAX_TEXT_CHARS:
         raise EditRefused(f"The edit was not saved: it is {len(text)} characters long; shorten it below "
                           f"{MAX_TEXT_CHARS}.")
-    try:
-        with store.session() as session:
-            candidate = queue.get_candidate(session, candidate_id)
-            filters = filters_for_candidate(session, settings, candidate, bots.get(candidate.bot))
-            try:
-                queue.edit(session, candidate_id, text, filters, expected=_versions({candidate_id: seen})[candidate_id])
-            except queue.CandidateChanged:
-                raise
-            except QueueError as error:
-                raise EditRefused(str(error)) from None
-            queue.approve(session, [candidate_id], expected={candidate_id: candidate.version})
-    except queue.CandidateChanged as changed:
-        raise StaleCandidate(changed) from None
+    with _as_the_page_showed(), store.session() as session:
+        candidate = queue.get_candidate(session, candidate_id)
+        filters = filters_for_candidate(session, settings, candidate, bots.get(candidate.bot))
+        try:
+            queue.edit(session, candidate_id, text, filters, expected=_versions({candidate_id: seen})[candidate_id])
+        except queue.CandidateChanged:
+            raise
+        except QueueError as error:
+            raise EditRefused(str(error)) from None
+        queue.approve(session, [candidate_id], expected={candidate_id: candidate.version})
     return Done("edit", (candidate_id,))
