@@ -45,10 +45,14 @@ SHIPPED_BASE = "base"  # bot/data/base: the base model nnbot ships, pretrained o
 NO_BASE = "none"  # BOT_BASE_MODEL=none: new models train from scratch
 
 
+def shipped_base() -> Path:
+    """Where the base model nnbot ships lies in the installed package (whether or not this install has it)."""
+    return Path(str(resources.files("bot") / "data" / SHIPPED_BASE))
+
+
 def describe_base(init_from: str) -> str:
     """How a message names the model a fine-tune started from."""
-    shipped = Path(str(resources.files("bot") / "data" / SHIPPED_BASE))
-    return "the base model" if Path(init_from).resolve() == shipped.resolve() else repr(init_from)
+    return "the base model" if Path(init_from).resolve() == shipped_base().resolve() else repr(init_from)
 
 
 def default_base(settings: Settings) -> str | None:
@@ -57,7 +61,7 @@ def default_base(settings: Settings) -> str | None:
     chosen = settings.bot_base_model
     if chosen is not None and chosen.strip():
         return None if chosen.strip().lower() == NO_BASE else chosen.strip()
-    shipped = Path(str(resources.files("bot") / "data" / SHIPPED_BASE))
+    shipped = shipped_base()
     return str(shipped) if (shipped / "config.json").is_file() else None
 
 
