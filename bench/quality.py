@@ -255,29 +255,35 @@ def text_metrics(texts: list[str], held_out: list[str], index) -> dict[str, obje
 
 
 def lstm_row(store, settings, held_out: list[str], index, *, n: int, sampling,
-             model: str = MODEL) -> dict[str, object]:
+             model: str = MODEL, keep: float = 1.0) -> dict[str, object]:
+    """N accepted samples; with `keep` < 1, N / keep are accepted and the N the reader scores best are kept, as a
+    refill keeps the most plausible of what it samples (without a base model to read with: the model's own)."""
     from bot.filters import FilterConfig
     from bot.generation import generate
 
-    accepted: list[str] = []
+    accepted: list[tuple[float, str]] = []  # (the reader's score, text), in the order drawn
+    wanted = math.ceil(n / keep)
     sampled, counts, rounds = 0, {}, 0
     began = time.perf_counter()
-    while len(accepted) < n and rounds < MAX_ROUNDS:
+    while len(accepted) < wanted and rounds < MAX_ROUNDS:
         report = generate(store, settings, model, n=SAMPLE_ROUND, sampling=sampling,
                           seed=rounds, platform="reddit", filters=FilterConfig())
         rounds += 1
         sampled += report.sampled
-        accepted += [s.text for s in report.accepted]
+        accepted += [(report.rank(i), s.text) for i, s in enumerate(report.accepted)]
         for name, count in report.counts.items():
             counts[name] = counts.get(name, 0) + count
     seconds = time.perf_counter() - began
     acceptance = len(accepted) / max(sampled, 1)  # every accepted sample, before the cut to N
-    accepted = accepted[:n]
+    accepted = accepted[:wanted]
+    best = sorted(range(len(accepted)), key=lambda i: -accepted[i][0])[:n] if keep < 1 else range(n)
+    texts = [accepted[i][1] for i in sorted(best) if i < len(accepted)]  # the kept ones in the order drawn
     label = f"nnbot T={sampling.temperature:g}" + (f" p={sampling.top_p:g}" if sampling.top_p < 1 else "") + (
-        f" k={sampling.top_k}" if sampling.top_k else "")
-    return {"generator": label, "sampling": vars(sampling), "sampled": sampled, "acceptance": round(acceptance, 4),
-            "rejected": counts, "sample_seconds": round(seconds, 1), **text_metrics(accepted, held_out, index),
-            "examples": accepted[:EXAMPLES]}
+        f" k={sampling.top_k}" if sampling.top_k else "") + (f" best {keep:.0%}" if keep < 1 else "")
+    return {"generator": label, "sampling": vars(sampling), "keep": keep, "sampled": sampled,
+            "acceptance": round(acceptance, 4), "rejected": counts, "sample_seconds": round(seconds, 1),
+            "mean_plausibility": round(float(np.mean([accepted[i][0] for i in best])), 4) if texts else None,
+            **text_metrics(texts, held_out, index), "examples": texts[:EXAMPLES], "texts": texts}
 
 
 def markov_row(train_texts: list[str], held_out: list[str], index, *, n: int) -> dict[str, object]:
@@ -296,7 +302,7 @@ def markov_row(train_texts: list[str], held_out: list[str], index, *, n: int) ->
             "acceptance": round(len(made) / max(calls, 1), 4),
             "acceptance_note": f"sentences made / make_sentence(tries={MARKOV_TRIES}) calls",
             "sample_seconds": round(time.perf_counter() - began, 1), **text_metrics(made, held_out, index),
-            "examples": made[:EXAMPLES]}
+            "examples": made[:EXAMPLES], "texts": made}
 
 
 def run_corpus(path: Path, args: argparse.Namespace) -> dict[str, object]:
@@ -321,19 +327,20 @@ def run_corpus(path: Path, args: argparse.Namespace) -> dict[str, object]:
                                             for i, t in enumerate(train_texts)))
         began = time.perf_counter()
         summary = train(store, settings, CORPUS, MODEL, args.preset, max_minutes=args.minutes,
-                        overrides=args.overrides)
+                        overrides=args.overrides, init_from=args.base)
         train_seconds = time.perf_counter() - began
         artifact = load_model(settings.model_dir(MODEL))
         evaluation = held_out_perplexity(artifact, held_out)
         index = NoveltyIndex.build(texts)  # every document, held-out included
-        lstm = [lstm_row(store, settings, held_out, index, n=n, sampling=s) for s in args.sampling]
+        lstm = [lstm_row(store, settings, held_out, index, n=n, sampling=s, keep=args.keep) for s in args.sampling]
         store.close()
     finally:
         shutil.rmtree(home, ignore_errors=True)
     markov = markov_row(train_texts, held_out, index, n=n)
     return {"corpus": str(path), "documents": len(texts), "train_documents": len(train_texts),
             "held_out_documents": len(held_out), "capped_at": MAX_DOCUMENTS if len(texts) == MAX_DOCUMENTS else None,
-            "wanted": n, "minutes": args.minutes, "preset": summary.preset, "train_seconds": round(train_seconds, 1),
+            "wanted": n, "minutes": args.minutes, "base": args.base, "preset": summary.preset,
+            "train_seconds": round(train_seconds, 1),
             "epochs": len(summary.epochs), "stop_reason": summary.stop_reason, "vocab_size": summary.vocab_size,
             "parameters": summary.parameters, "overrides": args.overrides, "held_out": {**evaluation,
                                                                                            **shape(held_out)},
@@ -362,6 +369,36 @@ def table(result: dict[str, object]) -> str:
         if "rejected" in row:
             lines.append("    rejected: " + ", ".join(f"{k} {v}" for k, v in row["rejected"].items() if v))
     return "\n".join(lines)
+
+
+def _base(chosen: str | None) -> str | None:
+    """The base model directory to fine-tune from, as an absolute path (the run's BOT_HOME is a temporary folder),
+    or None for from scratch; the reader that scores samples (bot.generation.reader) is told the same."""
+    from bot.training import NO_BASE, shipped_base
+
+    if chosen is None:
+        chosen = os.environ.get("BOT_BASE_MODEL") or (str(shipped_base()) if (shipped_base() / "config.json")
+                                                       .is_file() else NO_BASE)
+    if chosen.strip().lower() == NO_BASE:
+        os.environ["BOT_BASE_MODEL"] = NO_BASE
+        return None
+    path = Path(chosen).resolve()
+    if not (path / "config.json").is_file():
+        raise SystemExit(f"--base {chosen}: not a model directory")
+    os.environ["BOT_BASE_MODEL"] = str(path)
+    return str(path)
+
+
+def write_samples(folder: Path, corpus: Path, result: dict[str, object]) -> None:
+    """Each generator's texts, a line each, as `CORPUS-GENERATOR.txt` (spaces and '=' in the name as '-')."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for row in result["rows"]:
+        name = re.sub(r"[^\w.]+", "-", f"{corpus.stem}-{row['generator']}").strip("-")
+        (folder / f"{name}.txt").write_text("".join(flatten_line(t) + "\n" for t in row["texts"]), encoding="utf-8")
+
+
+def flatten_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _sampling(item: str, settings_type):
@@ -400,8 +437,17 @@ def main() -> None:
                              f"(default: {DEFAULT_TEMPERATURE})")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="change a model setting (models.config.ModelConfig), e.g. case_markers=false")
+    parser.add_argument("--base", help="fine-tune from this model directory (default: the base `bot train` uses: "
+                        "BOT_BASE_MODEL, else the shipped one); 'none' trains from scratch")
+    parser.add_argument("--keep", type=float, default=1.0,
+                        help="sample N / KEEP accepted texts and keep the N the base model scores best (default 1)")
+    parser.add_argument("--samples", type=Path, help="write each generator's texts to a file in this folder "
+                        "(CORPUS-GENERATOR.txt), for bench/blind.py")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
+    if not 0 < args.keep <= 1:
+        raise SystemExit("--keep must be in (0, 1]")
+    args.base = _base(args.base)
     from models.sampler import SamplingSettings
 
     args.overrides = dict(_setting(item) for item in args.set)
@@ -410,6 +456,8 @@ def main() -> None:
     for path in args.corpora:
         results.append(run_corpus(path, args))
         print(table(results[-1]), file=sys.stderr)
+        if args.samples:
+            write_samples(args.samples, path, results[-1])
     write_result({"benchmark": "quality", "date": today(), "machine": machine(), "peak_mb": peak_mb(),
                   "corpora": results}, args.json)
 

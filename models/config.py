@@ -40,6 +40,12 @@ class ModelConfig:
     lr_decay: float = 0.5  # factor applied to the learning rate when it decays
     lr_decay_after: int = 0  # > 0: decay every epoch after this one (Zaremba's schedule); 0: decay on a plateau
     clip_norm: float = 5.0  # global gradient-norm clip
+    # ULMFiT's fine-tuning levers (Howard & Ruder 2018). Layer groups, top first: the softmax, each LSTM layer from
+    # the last, the embedding. `lr_layer_decay`: each group learns at this share of the rate of the group above
+    # (ULMFiT: 1 / 2.6); 1 = one rate for all. `unfreeze_epochs`: only the top group trains at first, and one more
+    # joins every this many epochs (gradual unfreezing); 0 = all train from the start.
+    lr_layer_decay: float = 1.0
+    unfreeze_epochs: int = 0
     epochs: int = 30  # at most
     patience: int = 3  # epochs without a better validation loss before early stopping; 0 = never stop early
     valid_fraction: float = 0.1  # documents held out for validation
@@ -72,6 +78,10 @@ class ModelConfig:
             p.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
         if self.learning_rate <= 0 or self.clip_norm <= 0:
             p.append("learning_rate and clip_norm must be positive")
+        if not 0 < self.lr_layer_decay <= 1:
+            p.append("lr_layer_decay must be in (0, 1]")
+        if self.unfreeze_epochs < 0:
+            p.append("unfreeze_epochs must be 0 (no unfreezing) or more")
         if not 0 < self.sampled_share <= 1:
             p.append("sampled_share must be in (0, 1]")
         if self.sampled_softmax < 0:

@@ -24,9 +24,69 @@ def loss() -> keras.losses.Loss:
 
 
 def optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=config.learning_rate, global_clipnorm=config.clip_norm)
-    return keras.optimizers.Adam(learning_rate=config.learning_rate, global_clipnorm=config.clip_norm)
+    kind = keras.optimizers.SGD if config.optimizer == "sgd" else keras.optimizers.Adam
+    if config.lr_layer_decay == 1 and config.unfreeze_epochs == 0:
+        return kind(learning_rate=config.learning_rate, global_clipnorm=config.clip_norm)
+    return _layered(kind)(config, learning_rate=config.learning_rate, global_clipnorm=config.clip_norm)
+
+
+def layer_depth(path: str, layers: int) -> int:
+    """A weight's layer group, counted from the top: 0 the softmax (and a projection before it), 1 the last LSTM
+    layer ... `layers` the first, `layers + 1` the embedding (tied: it is the softmax's matrix too, but it is
+    where the base's knowledge of words lies, so it moves least)."""
+    top = path.split("/", 1)[0]
+    if top.startswith("lstm_"):
+        return layers - int(top.removeprefix("lstm_"))
+    return layers + 1 if top == "embedding" else 0
+
+
+def layer_scales(config: ModelConfig, epoch: int) -> list[float]:
+    """Each layer group's share of the learning rate in epoch `epoch` (from 1): `lr_layer_decay` per group down,
+    and 0 for the groups gradual unfreezing has not reached yet."""
+    groups = config.layers + 2
+    trained = groups if not config.unfreeze_epochs else min(groups, 1 + (epoch - 1) // config.unfreeze_epochs)
+    return [config.lr_layer_decay ** depth if depth < trained else 0.0 for depth in range(groups)]
+
+
+def set_layer_scales(optimizer: keras.optimizers.Optimizer, config: ModelConfig, epoch: int) -> None:
+    """Set the layer groups' shares of the learning rate for epoch `epoch`, where the optimizer has them."""
+    scales = getattr(optimizer, "layer_scales", None)
+    if scales is not None:
+        for variable, value in zip(scales.variables, layer_scales(config, epoch)):
+            variable.assign(value)
+
+
+class _Scales:
+    """The layer groups' learning-rate shares as backend variables (so a compiled step reads them anew), kept out of
+    the optimizer's own variables, which a checkpoint saves."""
+
+    def __init__(self, groups: int) -> None:
+        self.variables = tuple(keras.Variable(1.0, trainable=False, dtype="float32", name=f"layer_scale_{i}")
+                               for i in range(groups))
+
+
+def _layered(kind: type) -> type:
+    """`kind` (a Keras optimizer class) with a learning rate per layer group: each variable's step is scaled by its
+    group's share (`layer_scales`)."""
+
+    class Layered(kind):
+        def __init__(self, config: ModelConfig, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._layers = config.layers
+            object.__setattr__(self, "layer_scales", _Scales(config.layers + 2))  # untracked: not a slot variable
+            object.__setattr__(self, "_depths", ())
+
+        def build(self, variables: list[Any]) -> None:
+            super().build(variables)
+            object.__setattr__(self, "_depths", tuple(layer_depth(v.path, self._layers) for v in variables))
+
+        def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+            scale = self.layer_scales.variables[self._depths[self._get_variable_index(variable)]]
+            rate = ops.multiply(ops.cast(learning_rate, variable.dtype), ops.cast(scale, variable.dtype))
+            super().update_step(gradient, variable, rate)
+
+    Layered.__name__ = f"Layered{kind.__name__}"
+    return Layered
 
 
 class TokenNLL(keras.metrics.Metric):

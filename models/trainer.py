@@ -340,6 +340,7 @@ class Trainer:
         c, epoch = self.config, progress.epoch + 1
         lr = self._learning_rate(progress, epoch)
         self.optimizer.learning_rate.assign(lr)
+        self.fitting.set_layer_scales(self.optimizer, c, epoch)
         stream = shuffle_documents(self.train_stream, self.rng) if c.shuffle_documents else self.train_stream
         train = make_windows(stream, batch=c.batch_size, window=c.window, pad=False)
         self.network.reset_states(self.model)

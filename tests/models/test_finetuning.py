@@ -90,3 +90,54 @@ def test_fine_tuning_keeps_the_base_vocabulary_and_appends_new_words(tiny_model:
                                   "vocab_size": base.tokenizer.size, "corpus": "titles",
                                   "created_at": base.info.get("created_at")}
     assert tuned.info["corpus"] == "zorblat"
+
+
+def _one_step(config: ModelConfig, weights: dict[str, np.ndarray] | None = None) -> tuple[dict, dict]:
+    """The weights before and after one training step of a fresh network on fixed data, with layer scales for
+    epoch 1."""
+    from models import fitting, network
+
+    model = network.build_network(config, 30, batch_size=2)
+    if weights is not None:
+        network.set_weights(model, weights)
+    before = network.get_weights(model)
+    optimizer = fitting.optimizer(config)
+    model.compile(optimizer=optimizer, loss=fitting.loss())
+    optimizer.build(model.trainable_variables)
+    fitting.set_layer_scales(optimizer, config, epoch=1)
+    ids = np.random.default_rng(0).integers(4, 30, size=(2, config.window)).astype("int32")
+    model.train_on_batch(ids, np.roll(ids, -1, axis=1))
+    return before, network.get_weights(model)
+
+
+def test_each_layer_group_below_the_top_moves_at_its_share_of_the_rate() -> None:
+    config = preset("tiny").replace(layers=2, optimizer="sgd", learning_rate=0.5, clip_norm=100.0, dropout=0.0,
+                                    embedding_dropout=0.0)
+    before, plain = _one_step(config)
+    _, layered = _one_step(config.replace(lr_layer_decay=0.5), before)
+    shares = {"output/bias": 1.0, "lstm_1/kernel": 0.5, "lstm_0/kernel": 0.25, "embedding": 0.125}
+    for name, share in shares.items():
+        step_plain, step_layered = plain[name] - before[name], layered[name] - before[name]
+        assert np.abs(step_plain).max() > 0
+        np.testing.assert_allclose(step_layered, share * step_plain, rtol=1e-4, atol=1e-7)
+
+
+def test_gradual_unfreezing_trains_the_top_group_first() -> None:
+    from models.fitting import layer_scales
+
+    config = preset("tiny").replace(layers=2, optimizer="sgd", learning_rate=0.5, unfreeze_epochs=1, dropout=0.0,
+                                    embedding_dropout=0.0)
+    before, after = _one_step(config)
+    assert np.abs(after["output/bias"] - before["output/bias"]).max() > 0
+    for name in ("lstm_1/kernel", "lstm_0/kernel", "embedding"):
+        np.testing.assert_array_equal(after[name], before[name])
+    assert layer_scales(config, 2) == [1.0, 1.0, 0.0, 0.0]
+    assert layer_scales(config.replace(unfreeze_epochs=2, lr_layer_decay=0.5), 5) == [1.0, 0.5, 0.25, 0.0]
+    assert layer_scales(config, 9) == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_layer_levers_are_checked() -> None:
+    with pytest.raises(ModelError, match="lr_layer_decay"):
+        ModelConfig(lr_layer_decay=0.0)
+    with pytest.raises(ModelError, match="unfreeze_epochs"):
+        ModelConfig(unfreeze_epochs=-1)
