@@ -3,6 +3,7 @@
     python bench/base_model.py train --data ../shared/data/reddit-titles --work ~/nnbot-base        # hours
     python bench/base_model.py train --data ../shared/data/reddit-titles --work ~/nnbot-base --resume
     python bench/base_model.py export --work ~/nnbot-base --out bot/data/base   # the shipped, fp16 copy
+    python bench/base_model.py build-novelty --data ../shared/data/reddit-titles --out bot/data/base   # minutes
     python bench/base_model.py evaluate --work ~/nnbot-base --model bot/data/base --json RESULT
 
 1. **The corpus** (`reddit_titles_2013.tsv.xz`, PDDL): NSFW titles left out; titles with a link left out; image
@@ -19,6 +20,9 @@
    at `--passes`; the softmax is sampled over 1,024 distinct words per step (evaluation stays exact).
 4. **Export** writes the best shard's weights as a model directory whose weights are float16 (`models.artifact`
    reads them back as float32), with the corpus's licence beside them.
+5. **The novelty index** (`build-novelty`): a Bloom filter of the training titles and their 5-grams
+   (`bot.novelty.BaseCorpusIndex`, ~20 MB), written into the exported folder, so that `bot generate` rejects a
+   copy of a base title as well as of the bot's own corpus.
 """
 
 from __future__ import annotations
@@ -99,17 +103,23 @@ def read_titles(data: Path) -> tuple[list[str], dict[str, list[str]], dict[str, 
 
 # ---- preparing: corpus, vocabulary, token streams (once; ~3 minutes)
 
-def prepare(data: Path, work: Path) -> None:
+def split_titles(titles: list[str]) -> tuple[list[str], list[str]]:
+    """(training titles in training order, VALID_DOCUMENTS validation titles): the seeded split of `read_titles`'s
+    training titles that the base is trained on, and that its novelty index (`build_novelty`) holds."""
     from models.data import split_documents
+
+    train_idx, valid_idx = split_documents(len(titles), valid_fraction=VALID_DOCUMENTS / len(titles), seed=SEED)
+    order = np.random.default_rng(SEED).permutation(train_idx)  # shards mix subreddits
+    return [titles[i] for i in order], [titles[i] for i in valid_idx]
+
+
+def prepare(data: Path, work: Path) -> None:
     from models.tokenizer import Tokenizer
 
     started = time.monotonic()
     titles, held_out, dropped = read_titles(data)
     known = work / "tokenizer.json"  # a run resumed from an export keeps the export's vocabulary
-    train_idx, valid_idx = split_documents(len(titles), valid_fraction=VALID_DOCUMENTS / len(titles), seed=SEED)
-    order = np.random.default_rng(SEED).permutation(train_idx)  # shards mix subreddits
-    train = [titles[i] for i in order]
-    valid = [titles[i] for i in valid_idx]
+    train, valid = split_titles(titles)
     print(f"{len(train):,} training titles, {len(valid):,} validation, held out: "
           + ", ".join(f"{k} {len(v):,}" for k, v in held_out.items()) + f"; left out {dropped}", flush=True)
     if known.is_file():
@@ -144,7 +154,7 @@ def learning_rate(position: float, *, start: float, hold: float, passes: float, 
     """Held at `start` for `hold` passes, then exponential decay reaching `start * end` at `passes`."""
     if position <= hold:
         return start
-    return start * end ** (min(position, passes) - hold) / (passes - hold)
+    return start * end ** ((min(position, passes) - hold) / (passes - hold))
 
 
 class _Quiet:
@@ -256,6 +266,8 @@ def _seed_from_export(export: Path, data: Path, work: Path) -> None:
 
 def export(args: argparse.Namespace) -> None:
     from models import artifact
+    from models.config import START_STATE
+    from models.start_state import document_start_state
     from models.tokenizer import Tokenizer
 
     work, out = args.work, args.out
@@ -263,6 +275,8 @@ def export(args: argparse.Namespace) -> None:
     corpus = json.loads((work / "corpus.json").read_text())
     tokenizer = Tokenizer.from_json((work / "tokenizer.json").read_text(encoding="utf-8"))
     weights = artifact.load_weights(work / "best.npz")
+    weights = {k: v for k, v in weights.items() if not k.startswith(START_STATE)}  # from a resumed export
+    weights |= document_start_state(CONFIG, weights, np.load(work / "valid.npy"))  # where its texts start
     best = min(state["history"], key=lambda row: row["valid_loss"])
     metrics = {"best_epoch": best["shard"], "valid_loss": best["valid_loss"],
                "valid_perplexity": best["valid_perplexity"], "train_tokens": None, "valid_tokens": None,
@@ -278,6 +292,32 @@ def export(args: argparse.Namespace) -> None:
     artifact.write_json(out / STATE_FILE, {**state, "exported_shard": best["shard"]})  # for --resume-from
     size = sum(p.stat().st_size for p in out.iterdir())
     print(f"exported shard {best['shard']} (valid ppl {best['valid_perplexity']}) to {out}: {size / 1e6:.1f} MB")
+
+
+# ---- the base corpus's novelty index, shipped beside the weights
+
+def build_novelty(args: argparse.Namespace) -> None:
+    """Write OUT/base-corpus.npz: the Bloom-filter novelty index (bot.novelty.BaseCorpusIndex) of the training
+    titles, so that a bot fine-tuned from the base is kept from posting a copy of one."""
+    from bench.common import write_result
+    from bot.novelty import BASE_CORPUS_FILE, BaseCorpusIndex
+
+    started = time.monotonic()
+    train, _ = split_titles(read_titles(args.data)[0])
+    read_seconds = time.monotonic() - started
+    index = BaseCorpusIndex.build(train)
+    build_seconds = time.monotonic() - started - read_seconds
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / BASE_CORPUS_FILE
+    index.save(path)
+    print(f"{index.titles:,} titles, {index.keys:,} keys, {index.hashes} hashes: {path.stat().st_size / 1e6:.1f} MB "
+          f"in {path}; read in {read_seconds:.0f} s, built in {build_seconds:.0f} s, peak {peak_mb()} MB",
+          file=sys.stderr, flush=True)
+    if args.json:
+        write_result({"path": str(path), "titles": index.titles, "keys": index.keys, "hashes": index.hashes,
+                      "file_bytes": path.stat().st_size, "memory_bytes": index.nbytes,
+                      "read_seconds": round(read_seconds, 1), "build_seconds": round(build_seconds, 1),
+                      "peak_mb": peak_mb(), "machine": machine(), "date": today()}, args.json)
 
 
 # ---- evaluation: perplexity on the subreddits the base never saw
@@ -319,12 +359,16 @@ def main() -> None:
     e.add_argument("--work", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True)
     e.add_argument("--data", type=Path, default=Path("../shared/data/reddit-titles"))
+    b = sub.add_parser("build-novelty", help="write OUT/base-corpus.npz, the base corpus's novelty index")
+    b.add_argument("--data", type=Path, default=Path("../shared/data/reddit-titles"))
+    b.add_argument("--out", type=Path, required=True, help="the exported base's folder, e.g. bot/data/base")
+    b.add_argument("--json", type=Path, default=None, help="also write the figures (size, seconds, peak) here")
     v = sub.add_parser("evaluate", help="perplexity on the held-out subreddits")
     v.add_argument("--work", type=Path, required=True, help="the run's folder (its held_out.json)")
     v.add_argument("--model", type=Path, required=True, help="a model directory, e.g. an export")
     v.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    {"train": train, "export": export, "evaluate": evaluate}[args.command](args)
+    {"train": train, "export": export, "build-novelty": build_novelty, "evaluate": evaluate}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ For each corpus file (one document per line for txt; any format `bot corpus impo
 2. Sample through `bot.generation.generate` (each --sampling T[:TOP_P[:TOP_K]], reddit rules, default filters) in rounds
    of SAMPLE_ROUND until N are accepted, N = max(MIN_SAMPLES, held-out documents capped at MAX_SAMPLES) or --n.
 3. Report: held-out perplexity (exp of the mean negative log-likelihood per piece of the held-out documents,
-   each from a zero state after <bos>, as the sampler starts; pieces counted as `split` cuts the text, plus
+   each from the model's start state after <bos>, as the sampler starts; pieces counted as `split` cuts the text, plus
    <eos>, so tokenizers with and without case markers compare; see held_out_perplexity); the share of pieces
    outside the vocabulary; acceptance and rejections by filter;
    distinct-2 over words; mean words and share starting with a capital (beside the held-out documents'); copies
@@ -73,6 +73,7 @@ TAG_NGRAMS = (1, 3)  # lengths of the fine-grained tag n-grams the grammar discr
 PARSER_MISSING = ("no grammar discriminator: spaCy or its English pipeline is not installed; "
                   "run pip install -e '.[bench]'")
 MARKOV_STATE_SIZE = 2
+NO_RARE_WORDS = "norare"  # the --sampling suffix that keeps rare-word classes from being drawn
 MARKOV_TRIES = 100  # markovify's tries per make_sentence call
 MARKOV_MAX_CALLS_PER_SENTENCE = 20  # make_sentence calls per wanted sentence before giving up
 EXAMPLES = 12  # accepted samples kept in the result, in the order drawn
@@ -105,7 +106,7 @@ def split(texts: list[str]) -> tuple[list[str], list[str]]:
 
 
 def held_out_perplexity(artifact, texts: list[str]) -> dict[str, object]:
-    """exp(mean NLL per piece) of `texts`, each fed from a zero state after <bos> (`models.scoring`).
+    """exp(mean NLL per piece) of `texts`, each fed from the model's start state after <bos> (`models.scoring`).
 
     Per piece of the text (as `split` cuts it) plus <eos>, not per token, so tokenizers with and without case
     markers compare: a marker's cost is added to its word's. A rare-word class is charged its fill as well,
@@ -279,7 +280,8 @@ def lstm_row(store, settings, held_out: list[str], index, *, n: int, sampling,
     best = sorted(range(len(accepted)), key=lambda i: -accepted[i][0])[:n] if keep < 1 else range(n)
     texts = [accepted[i][1] for i in sorted(best) if i < len(accepted)]  # the kept ones in the order drawn
     label = f"nnbot T={sampling.temperature:g}" + (f" p={sampling.top_p:g}" if sampling.top_p < 1 else "") + (
-        f" k={sampling.top_k}" if sampling.top_k else "") + (f" best {keep:.0%}" if keep < 1 else "")
+        f" k={sampling.top_k}" if sampling.top_k else "") + ("" if sampling.rare_words else " norare") + (
+        f" best {keep:.0%}" if keep < 1 else "")
     return {"generator": label, "sampling": vars(sampling), "keep": keep, "sampled": sampled,
             "acceptance": round(acceptance, 4), "rejected": counts, "sample_seconds": round(seconds, 1),
             "mean_plausibility": round(float(np.mean([accepted[i][0] for i in best])), 4) if texts else None,
@@ -402,10 +404,12 @@ def flatten_line(text: str) -> str:
 
 
 def _sampling(item: str, settings_type):
-    """T[:TOP_P[:TOP_K]] as SamplingSettings."""
+    """T[:TOP_P[:TOP_K]][:norare] as SamplingSettings ("norare": rare-word classes never drawn)."""
     parts = item.split(":")
+    rare_words = parts[-1] != NO_RARE_WORDS
+    parts = parts if rare_words else parts[:-1]
     return settings_type(temperature=float(parts[0]), top_p=float(parts[1]) if len(parts) > 1 else 1.0,
-                         top_k=int(parts[2]) if len(parts) > 2 else 0)
+                         top_k=int(parts[2]) if len(parts) > 2 else 0, rare_words=rare_words)
 
 
 def _setting(item: str) -> tuple[str, object]:
@@ -432,7 +436,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=None,
                         help=f"accepted samples wanted (default: held-out documents, within "
                              f"{MIN_SAMPLES}..{MAX_SAMPLES})")
-    parser.add_argument("--sampling", action="append", default=[], metavar="T[:TOP_P[:TOP_K]]",
+    parser.add_argument("--sampling", action="append", default=[], metavar="T[:TOP_P[:TOP_K]][:norare]",
                         help=f"sampling settings; repeat for a row each from one trained model "
                              f"(default: {DEFAULT_TEMPERATURE})")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

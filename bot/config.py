@@ -25,7 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from bot.errors import ConfigError
 from bot.filters import PLATFORMS, FilterConfig
 from bot.names import check_name
-from models.config import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+from models.config import DEFAULT_RARE_WORDS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 
 APP_NAME = "nnbot"
 DURATION_PATTERN = re.compile(r"^(\d+)\s*([smhd])$")  # "90m", "4h", "1d"
@@ -222,6 +222,7 @@ class SamplingConfig(_Strict):
     top_k: int = Field(default=0, ge=0)  # 0: all tokens
     top_p: float = Field(default=DEFAULT_TOP_P, gt=0, le=1)
     max_tokens: int = Field(default=60, ge=1, le=1000)
+    rare_words: bool = DEFAULT_RARE_WORDS  # may rare-word classes that write a word be drawn (models.sampler)
     batch: int = Field(default=100, ge=1, le=10_000)  # candidates sampled per refill
 
 

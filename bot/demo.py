@@ -77,7 +77,8 @@ def run_demo(store: Store, settings: Settings, *, reporter: TrainingReporter | N
     on_stage(f"Sampling candidates, filtering them, and queueing them for bot {DEMO_NAME!r}")
     for _ in range(MAX_ROUNDS):
         report = generate(store, settings, DEMO_NAME, n=DEMO_SAMPLES,
-                          sampling=SamplingSettings(temperature=DEFAULT_TEMPERATURE, top_p=DEFAULT_TOP_P), platform="reddit",
+                          sampling=SamplingSettings(temperature=DEFAULT_TEMPERATURE, top_p=DEFAULT_TOP_P),
+                          platform="reddit",
                           filters=FilterConfig(), enqueue_bot=DEMO_NAME)
         result.generation.append(report)
         result.pending = _pending(store)

@@ -14,7 +14,7 @@ from functools import partial
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.errors import ConfigError
-from bot.novelty import NoveltyIndex, normalize, split_words
+from bot.novelty import NoveltyCheck, normalize, split_words
 from scrapers.text import CONTROL, printable
 
 logger = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ class FilterSet:
         config: FilterConfig,
         *,
         platform: str,
-        novelty: NoveltyIndex | None = None,
+        novelty: NoveltyCheck | None = None,
         existing: Iterable[str] = (),
     ) -> None:
         if platform not in PLATFORMS:
@@ -206,7 +206,7 @@ class FilterSet:
         return None
 
     def _active_filters(
-        self, config: FilterConfig, *, platform: str, novelty: NoveltyIndex | None
+        self, config: FilterConfig, *, platform: str, novelty: NoveltyCheck | None
     ) -> list[tuple[str, Predicate]]:
         """(name, predicate) for each filter the config and platform turn on, in FILTER_NAMES order."""
         max_chars = _max_chars(config, platform=platform)

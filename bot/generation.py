@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 from bot import queue, registry
 from bot.config import BotConfig, Settings
 from bot.corpus import get_corpus, iter_texts
-from bot.errors import BotError
+from bot.errors import BotError, NotFoundError
 from bot.filters import CONTROLS, FilterConfig, FilterSet, Rejection, check_controls
-from bot.novelty import NoveltyIndex
+from bot.novelty import BASE_CORPUS_FILE, BaseCorpusIndex, CombinedNovelty, NoveltyCheck, NoveltyIndex
 from bot.store import Store
 from bot.store.schema import Candidate, StoredDocument
 from models.artifact import WEIGHTS, load_model
@@ -69,6 +69,28 @@ def reader(settings: Settings) -> Scorer | None:
     return _scorer(str(path.resolve()), (path / WEIGHTS).stat().st_mtime_ns)
 
 
+@functools.lru_cache(maxsize=2)
+def _base_corpus_index(path: str, stamp: int) -> BaseCorpusIndex:  # `stamp`: the file's mtime: a rebuilt one is read
+    return BaseCorpusIndex.load(Path(path))
+
+
+def base_corpus_indexes(settings: Settings, model_info: dict[str, object]) -> list[BaseCorpusIndex]:
+    """The novelty indexes of the base corpora a model may recite (bot.novelty.BaseCorpusIndex), loaded once per
+    process: that of the base it was fine-tuned from (its config records the folder) and that of the default base
+    (`reader`'s, which also covers a recorded folder that has since moved), where their folders carry one."""
+    from bot.training import default_base
+
+    folders = []
+    recorded = model_info.get("base")
+    if isinstance(recorded, dict) and recorded.get("path") and Path(str(recorded["path"])).is_dir():
+        folders.append(Path(str(recorded["path"])))
+    chosen = default_base(settings)
+    if chosen is not None:
+        folders.append(registry.resolve(settings, chosen))
+    files = dict.fromkeys(str((folder / BASE_CORPUS_FILE).resolve()) for folder in folders)  # once each, in order
+    return [_base_corpus_index(file, Path(file).stat().st_mtime_ns) for file in files if Path(file).is_file()]
+
+
 def novelty_index(session: Session, corpus_name: str, cache_dir: Path) -> NoveltyIndex:
     """The corpus's novelty index, built once per corpus state and cached on disk."""
     corpus = get_corpus(session, corpus_name)
@@ -99,7 +121,7 @@ def generate(store: Store, settings: Settings, model_name: str, *, n: int, sampl
     model = registry.load(settings, model_name)
     report = GenerationReport(model=model_name)
     with store.session() as session:
-        filter_set = _filter_set(session, settings, model.info.get("corpus"), filters, platform, enqueue_bot)
+        filter_set = _filter_set(session, settings, model.info, filters, platform, enqueue_bot)
         for sample in model.sampler().iter_samples(n, sampling, prefix=prefix, seed=seed):
             report.sampled += 1
             rejection = _judge(sample, filter_set, prefix)
@@ -129,17 +151,27 @@ def generate(store: Store, settings: Settings, model_name: str, *, n: int, sampl
     return report
 
 
-def _filter_set(session: Session, settings: Settings, corpus: str | None, config: FilterConfig | None,
+def _filter_set(session: Session, settings: Settings, model_info: dict[str, object], config: FilterConfig | None,
                 platform: str, bot: str | None) -> FilterSet | None:
     if config is None:
         return None
     index = None
     if config.novelty:
+        corpus = model_info.get("corpus")
         if not corpus:
             raise BotError("The model does not record its corpus, so novelty cannot be checked; retrain it.")
-        index = novelty_index(session, corpus, settings.bot_home / "cache" / "novelty")
+        own = novelty_index(session, str(corpus), settings.bot_home / "cache" / "novelty")
+        index = _with_base_corpora(own, base_corpus_indexes(settings, model_info))
     existing = queue.existing_texts(session, bot) if bot else ()
     return FilterSet(config, platform=platform, novelty=index, existing=existing)
+
+
+def _with_base_corpora(own: NoveltyIndex | None, bases: list[BaseCorpusIndex]) -> NoveltyCheck | None:
+    """One novelty check for the model's own corpus and its base corpora: its reason names which was copied."""
+    checks: list[NoveltyCheck] = [index for index in (own, *bases) if index is not None]
+    if len(checks) <= 1:
+        return checks[0] if checks else None
+    return CombinedNovelty(*checks)
 
 
 def _judge(sample: Sample, filter_set: FilterSet | None, prefix: str) -> Rejection | None:
@@ -159,12 +191,20 @@ def filters_for_candidate(session: Session, settings: Settings, candidate: Candi
     """The filters an edit of `candidate` must pass: its bot's, with its own old text not counted as a duplicate."""
     config = bot.filters if bot else FilterConfig()
     platform = bot.platform if bot else DEFAULT_PLATFORM
-    corpus = None
+    index = None
     if config.novelty:
+        info: dict[str, object] = {}
         try:
-            corpus = registry.load(settings, candidate.model).info.get("corpus")
+            info = registry.load(settings, candidate.model).info
         except (BotError, ModelError) as exc:
-            log.warning("the edit is not checked for novelty: %s", exc)
-    index = novelty_index(session, corpus, settings.bot_home / "cache" / "novelty") if corpus else None
+            log.warning("the edit is not checked against the model's corpus: %s", exc)
+        corpus = info.get("corpus")
+        own = novelty_index(session, str(corpus), settings.bot_home / "cache" / "novelty") if corpus else None
+        try:
+            bases = base_corpus_indexes(settings, info)
+        except NotFoundError as exc:  # a base model that is gone: the edit is still checked against the corpus
+            log.warning("the edit is not checked against the base corpus: %s", exc)
+            bases = []
+        index = _with_base_corpora(own, bases)
     existing = queue.existing_texts(session, candidate.bot, excluding=candidate.id)
     return FilterSet(config, platform=platform, novelty=index, existing=existing)

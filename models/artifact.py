@@ -2,7 +2,8 @@
 
     NAME/config.json      format version, ModelConfig, vocabulary size, what it was trained on
     NAME/tokenizer.json   the vocabulary (id -> piece)
-    NAME/weights.npz      named float32 arrays (models.config.weight_shapes) of the best epoch (float16 is read too)
+    NAME/weights.npz      named float32 arrays (models.config.weight_shapes) of the best epoch (float16 is read too),
+                          and the state a document starts from (models.config.start_state_shapes; older models: none)
     NAME/metrics.json     per-epoch losses and perplexities, the best epoch, timings
     NAME/versions.json    library versions that produced it
     NAME/checkpoint/      the latest epoch's weights and optimizer state, for `--resume`
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from models.config import ModelConfig, weight_shapes
+from models.config import START_STATE, ModelConfig, start_state_shapes, weight_shapes
 from models.errors import ArtifactError
 from models.sampler import Sampler
 from models.tokenizer import Tokenizer
@@ -120,8 +121,11 @@ def load_weights(path: Path) -> dict[str, np.ndarray]:
 
 
 def check_weights(weights: dict[str, np.ndarray], config: ModelConfig, vocab_size: int, where: Path) -> None:
-    """Every expected array is there with the expected shape, and nothing else; every value is a finite number."""
+    """Every expected array is there with the expected shape, and nothing else (but the start state, all of it or
+    none); every value is a finite number."""
     expected = weight_shapes(config, vocab_size)
+    if any(key.startswith(START_STATE) for key in weights):  # models trained before it have none
+        expected |= start_state_shapes(config)
     missing = sorted(set(expected) - set(weights))
     extra = sorted(set(weights) - set(expected))
     if missing or extra:

@@ -13,6 +13,8 @@ OPTIMIZERS = ("adam", "sgd")
 # default, wrote titles 14-28 % too short and a classifier told them from real ones more easily.
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_TOP_P = 0.95
+# Whether rare-word classes that write a word are drawn (models.sampler.SamplingSettings.rare_words).
+DEFAULT_RARE_WORDS = True
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,17 @@ def weight_shapes(config: ModelConfig, vocab_size: int) -> dict[str, tuple[int, 
         shapes["output/kernel"] = (h, vocab_size)
     shapes["output/bias"] = (vocab_size,)
     return shapes
+
+
+START_STATE = "start/"  # weights named start/h_0, start/c_0, …: the state a document starts from (start_state_shapes)
+
+
+def start_state_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The optional arrays beside the weights that hold the LSTM state a document starts from: training carries the
+    state across documents, so the network never saw a zero state at a document's <bos> after its first window, and
+    sampling or scoring from zero is out of its distribution (models.start_state)."""
+    return {f"{START_STATE}{part}_{layer}": (config.hidden_dim,)
+            for layer in range(config.layers) for part in ("h", "c")}
 
 
 def macs_per_token(config: ModelConfig, vocab: int) -> dict[str, int]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.config import ModelConfig, weight_shapes
+from models.config import START_STATE, ModelConfig, weight_shapes
 from models.errors import ModelError
 from models.tokenizer import SPECIALS
 
@@ -52,7 +52,7 @@ def merge_weights(base_weights: dict[str, np.ndarray], base_vocab_size: int, new
     """The base's weights for a vocabulary of `new_vocab_size` pieces whose first `base_vocab_size` are the base's:
     base rows (and columns) unchanged, new ones at the mean over the base's non-special pieces."""
     expected = weight_shapes(config, base_vocab_size)
-    found = {key: tuple(array.shape) for key, array in base_weights.items()}
+    found = {key: tuple(array.shape) for key, array in base_weights.items() if not key.startswith(START_STATE)}
     if found != expected:
         raise ModelError(f"The base model's weights do not fit its settings ({found} instead of {expected}); "
                          "retrain the base model.")

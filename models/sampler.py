@@ -3,7 +3,9 @@
 The step runs in numpy on the saved weights, so sampling needs no Keras backend (and no TensorFlow start-up).
 Each step feeds one token per row and carries (h, c) forward; nothing re-reads a window. Rows that finish
 (`<eos>` or the length cap) are handed back and replaced by fresh samples until `n` are done, and once no more
-are needed the batch shrinks, so a step costs in proportion to the samples still running.
+are needed the batch shrinks, so a step costs in proportion to the samples still running. Rows whose tokens so far
+are the same share one history (one LSTM state, one output product, one distribution), each with its own draw:
+every row at its first token, many at their second. Choosing the token is models.token_draw.
 """
 
 from __future__ import annotations
@@ -15,18 +17,20 @@ import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from models.config import ModelConfig
+from models.config import DEFAULT_RARE_WORDS, ModelConfig, start_state_shapes
 from models.errors import ModelError
+from models.token_draw import padded_width, pick, weigh
 from models.tokenizer import (BOS_ID, DUMMY_PREFIX, EOS_ID, FIRST_UPPER_SHARE, MARKERS, PAD_ID, SPECIALS, UNK_ID,
-                              Tokenizer, join)
+                              WORD_CLASSES, Tokenizer, join)
 
 NEVER_SAMPLED = (PAD_ID, UNK_ID, BOS_ID)  # the sampler may end a text (<eos>) but never emit these
 DEFAULT_MAX_TOKENS = 60  # tokens per sample before it is cut off (titles are 10-20)
 DEFAULT_BATCH = 256  # samples advancing together
-PARALLEL_ROWS = 64  # from this many running samples, the per-row work is split across threads
+PARALLEL_ROWS = 64  # from this many distinct histories, the per-row work is split across threads
 SAMPLING_THREADS = min(4, os.cpu_count() or 1)
 
 
@@ -46,6 +50,10 @@ class SamplingSettings:
     top_k: int = 0  # keep the k most likely tokens; 0 = all
     top_p: float = 1.0  # keep the smallest set of tokens whose probability reaches p; 1 = all
     max_tokens: int = DEFAULT_MAX_TOKENS
+    # Whether a rare-word class that writes a word (models.tokenizer.WORD_CLASSES) may be drawn. Its fill is a rare
+    # word of the right shape drawn by frequency alone, blind to the sentence ("Durkheim Congressman Sues…"); without
+    # them the model writes a word it knows in that place. Numbers and other shapes are drawn either way.
+    rare_words: bool = DEFAULT_RARE_WORDS
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.temperature) and self.temperature > 0):  # inf and NaN compare oddly
@@ -66,10 +74,15 @@ class LSTMStepper:
     def __init__(self, config: ModelConfig, weights: dict[str, np.ndarray]) -> None:
         f32 = np.float32
         self.embedding = np.ascontiguousarray(weights["embedding"], dtype=f32)  # (V, E)
-        # [kernel; recurrent_kernel] stacked so each layer is one matmul of [input, h] (in + H, 4H).
+        # [kernel; recurrent_kernel] stacked so each layer is one matmul of [input, h] (in + H, 4H), and the gates'
+        # columns put in the order input, forget, output, cell (Keras's: input, forget, cell, output), so the three
+        # sigmoid gates are one slice.
+        H = config.hidden_dim
+        order = np.concatenate([np.arange(2 * H), np.arange(3 * H, 4 * H), np.arange(2 * H, 3 * H)])
         self.cells = [
-            (np.concatenate([weights[f"lstm_{i}/kernel"], weights[f"lstm_{i}/recurrent_kernel"]]).astype(f32),
-             weights[f"lstm_{i}/bias"].astype(f32))
+            (np.ascontiguousarray(np.concatenate([weights[f"lstm_{i}/kernel"],
+                                                  weights[f"lstm_{i}/recurrent_kernel"]])[:, order], dtype=f32),
+             weights[f"lstm_{i}/bias"][order].astype(f32))
             for i in range(config.layers)
         ]
         self.projection = None
@@ -78,24 +91,40 @@ class LSTMStepper:
         out = weights["output/kernel"] if "output/kernel" in weights else weights["embedding"].T  # (H|E, V)
         self.output = (np.ascontiguousarray(out, dtype=f32), weights["output/bias"].astype(f32))
         self.hidden = config.hidden_dim
+        # The state a document starts from, where the model has one (models.start_state); else zero.
+        names = list(start_state_shapes(config))
+        self.start = [weights[name].astype(f32) for name in names] if all(n in weights for n in names) else None
 
     def zero_state(self, rows: int) -> list[np.ndarray]:
         """[h0, c0, h1, c1, …], each (rows, H)."""
         return [np.zeros((rows, self.hidden), np.float32) for _ in range(2 * len(self.cells))]
 
-    def step(self, tokens: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """tokens (B,) -> logits (B, V) and the next state. Keras's gate order: input, forget, cell, output."""
+    def start_state(self, rows: int) -> list[np.ndarray]:
+        """The state each text starts from (before its <bos>): the model's document start state, else zero."""
+        if self.start is None:
+            return self.zero_state(rows)
+        return [np.repeat(part[None, :], rows, axis=0) for part in self.start]
+
+    def advance(self, tokens: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """tokens (B,) -> what the output layer reads (B, H|E), and the next state."""
+        H = self.hidden
         x = self.embedding[tokens]  # (B, E)
         new_state = []
         for i, (kernel, bias) in enumerate(self.cells):
             h, c = state[2 * i], state[2 * i + 1]
-            z = np.concatenate([x, h], axis=1) @ kernel + bias  # (B, 4H)
-            gi, gf, gc, go = np.split(z, 4, axis=1)
-            c = _sigmoid(gf) * c + _sigmoid(gi) * np.tanh(gc)
-            x = _sigmoid(go) * np.tanh(c)  # h, the input of the next layer
+            z = np.concatenate([x, h], axis=1) @ kernel  # (B, 4H): input, forget, output, cell
+            z += bias
+            gates = _sigmoid(z[:, :3 * H])
+            c = gates[:, H:2 * H] * c + gates[:, :H] * np.tanh(z[:, 3 * H:])
+            x = gates[:, 2 * H:] * np.tanh(c)  # h, the input of the next layer
             new_state += [x, c]
         if self.projection is not None:
             x = x @ self.projection[0] + self.projection[1]
+        return x, new_state
+
+    def step(self, tokens: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """tokens (B,) -> logits (B, V) and the next state."""
+        x, new_state = self.advance(tokens, state)
         return x @ self.output[0] + self.output[1], new_state
 
 
@@ -109,6 +138,18 @@ class Sampler:
         empty = [i for i in range(tokenizer.size) if tokenizer.is_rare_class(i) and not tokenizer.fill_count(i)]
         self.never_sampled = np.array(NEVER_SAMPLED + tuple(empty), dtype=np.int64)
         self.ends_word, self.glued, self.is_marker = glue_tables(tokenizer)
+        self.output = OutputColumns(*self.stepper.output, never=self.never_sampled, glued=self.glued)
+        self._without_rare_words: OutputColumns | None = None  # built on first use (a second copy of the kernel)
+
+    def _columns(self, settings: SamplingSettings) -> OutputColumns:
+        """The output columns `settings` draws from: all but the never-drawn ones, or without word classes too."""
+        if settings.rare_words:
+            return self.output
+        if self._without_rare_words is None:
+            words = [i for i in range(self.tokenizer.size) if self.tokenizer.pieces[i] in WORD_CLASSES]
+            never = np.union1d(self.never_sampled, np.array(words, dtype=np.int64))
+            self._without_rare_words = OutputColumns(*self.stepper.output, never=never, glued=self.glued)
+        return self._without_rare_words
 
     def sample(self, n: int, settings: SamplingSettings = SamplingSettings(), *, prefix: str = "",
                seed: int | None = None, batch_size: int = DEFAULT_BATCH) -> list[Sample]:
@@ -116,26 +157,26 @@ class Sampler:
 
     def iter_samples(self, n: int, settings: SamplingSettings = SamplingSettings(), *, prefix: str = "",
                      seed: int | None = None, batch_size: int = DEFAULT_BATCH) -> Iterator[Sample]:
-        """Yield `n` samples as they finish (short ones first)."""
+        """Yield `n` samples as they finish (short ones first).
+
+        Rows whose tokens so far are the same (every row at its first token; many at their second) share one
+        history: one LSTM state and one distribution, each row with its own draw from it.
+        """
         if n < 1:
             return
         rng = np.random.default_rng(seed)
         fill_rng = rng.spawn(1)[0]  # rare words drawn apart, so the tokens of a seed do not depend on them
-        start_logits, start_state = self._prime(prefix)  # (1, V), [(1, H), …]
+        start = self._prime(prefix)
         rows = min(n, batch_size)
-        logits = np.repeat(start_logits, rows, axis=0)  # (B, V)
-        state = [np.repeat(s, rows, axis=0) for s in start_state]
+        histories, of_row = start, np.zeros(rows, np.int64)  # (B,) each row's history
+        output = self._columns(settings)
+        buffers = output.buffers(rows)
         generated: list[list[int]] = [[] for _ in range(rows)]
         logprob = np.zeros(rows, np.float64)
-        start_ends_word = bool(_WORD_CHAR.match(prefix[-1:]))  # a prefix ending in a word: no piece glued to it
-        ends_word = np.full(rows, start_ends_word)  # (B,) the row's text so far ends in a word character
         started = rows
         while generated:
-            if ends_word.any() and len(self.glued):
-                logits[np.ix_(np.flatnonzero(ends_word), self.glued)] = -np.inf
-            tokens, token_logprob = self._choose(logits, settings, rng)
+            tokens, token_logprob = self._choose(output, histories, of_row, settings, rng, buffers)
             logprob += token_logprob
-            ends_word = np.where(self.is_marker[tokens], ends_word, self.ends_word[tokens])
             restart = np.zeros(len(generated), dtype=bool)  # finished rows that begin a new sample
             keep = np.ones(len(generated), dtype=bool)  # rows that take another step
             for r, token in enumerate(tokens.tolist()):
@@ -145,40 +186,51 @@ class Sampler:
                     if started < n:
                         started += 1
                         restart[r], generated[r], logprob[r] = True, [], 0.0
-                        ends_word[r] = start_ends_word
                     else:
                         keep[r] = False
             if not keep.all():  # compaction: the batch shrinks once no new samples are needed
                 generated = [g for g, k in zip(generated, keep) if k]
-                tokens, logprob, restart, ends_word = tokens[keep], logprob[keep], restart[keep], ends_word[keep]
-                state = [s[keep] for s in state]
+                tokens, logprob, restart, of_row = tokens[keep], logprob[keep], restart[keep], of_row[keep]
             if not generated:
                 return
-            logits, state = self.stepper.step(tokens, state)
-            if restart.any():  # a restarted row continues from the primed prefix, not from its last token
-                logits[restart] = start_logits[0]
-                for s, s0 in zip(state, start_state):
-                    s[restart] = s0[0]
+            histories, of_row = self._advance(histories, of_row, tokens, restart, start)
 
-    def _prime(self, prefix: str) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Feed <bos> and the prefix through one row; the logits for the first new token and the state."""
+    def _prime(self, prefix: str) -> _Histories:
+        """Feed <bos> and the prefix through one row: the history every sample starts from."""
         ids = self.tokenizer.encode(prefix, bos=True) if prefix else [BOS_ID]
-        state = self.stepper.zero_state(1)
+        state = self.stepper.start_state(1)
         for token in ids:
-            logits, state = self.stepper.step(np.array([token]), state)
-        return logits, state
+            x, state = self.stepper.advance(np.array([token]), state)
+        # A prefix that ends in a word character: no piece is glued to it.
+        return _Histories(x, state, np.array([bool(_WORD_CHAR.match(prefix[-1:]))]))
 
-    def _choose(self, logits: np.ndarray, settings: SamplingSettings,
-                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One token per row, and its log-probability under the model; rows split across threads when many."""
-        draws = rng.random(len(logits))  # drawn here, in order, so a seed gives the same text however rows split
-        if len(logits) < PARALLEL_ROWS or SAMPLING_THREADS < 2:
-            return _choose_rows(logits, draws, settings, self.never_sampled)
-        bounds = np.linspace(0, len(logits), SAMPLING_THREADS + 1).astype(int)
-        parts = list(_pool().map(lambda ab: _choose_rows(logits[ab[0]:ab[1]], draws[ab[0]:ab[1]], settings,
-                                                         self.never_sampled),
-                                 zip(bounds[:-1], bounds[1:])))
-        return np.concatenate([t for t, _ in parts]), np.concatenate([p for _, p in parts])
+    def _advance(self, histories: _Histories, of_row: np.ndarray, tokens: np.ndarray, restart: np.ndarray,
+                 start: _Histories) -> tuple[_Histories, np.ndarray]:
+        """Each row's history after its token (B,), one LSTM step for each distinct (history, token); a restarted
+        row goes back to `start`."""
+        going = np.flatnonzero(~restart)
+        key = of_row[going] * self.tokenizer.size + tokens[going]
+        _, first, of_going = np.unique(key, return_index=True, return_inverse=True)
+        parent, token = of_row[going[first]], tokens[going[first]]
+        x, state = self.stepper.advance(token, [s[parent] for s in histories.state])
+        ends_word = np.where(self.is_marker[token], histories.ends_word[parent], self.ends_word[token])
+        after = _Histories(x, state, ends_word)
+        of_row = np.empty(len(tokens), np.int64)
+        of_row[going] = of_going
+        if restart.any():  # a restarted row continues from the primed prefix, not from its last token
+            of_row[restart] = len(x)
+            after = _Histories(np.concatenate([x, start.x]), [np.concatenate(p) for p in zip(state, start.state)],
+                               np.concatenate([ends_word, start.ends_word]))
+        return after, of_row
+
+    def _choose(self, output: OutputColumns, histories: _Histories, of_row: np.ndarray, settings: SamplingSettings,
+                rng: np.random.Generator, buffers: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """One token per row (B,), drawn from its history's distribution, and its log-probability under the model."""
+        draws = rng.random(len(of_row))  # drawn here, in order, so a seed gives the same text however rows split
+        logits, weights = output.logits(histories.x, histories.ends_word, buffers)  # (G, V'), (G, padded)
+        blocks, log_normalizer = _weigh(logits, weights, settings)
+        columns = pick(weights, blocks, of_row, draws)
+        return output.token_ids[columns], logits[of_row, columns] - log_normalizer[of_row]
 
     def _finish(self, prefix: str, ids: list[int], logprob: float, fill_rng: np.random.Generator) -> Sample:
         complete = ids[-1] == EOS_ID
@@ -193,56 +245,60 @@ class Sampler:
                       empty=not generated.strip())
 
 
-def _choose_rows(logits: np.ndarray, draws: np.ndarray, settings: SamplingSettings,
-                 never_sampled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Tokens for rows of `logits` (B, V), overwritten, given uniform `draws` (B,).
+class OutputColumns:
+    """The output layer with its columns reordered for the sampler: first the pieces that may follow a word, then
+    those glued to a word (never drawn right after one), and no column at all for the tokens never drawn."""
 
-    Each pass over (B, V) costs about as much as the step's matrix products, so the passes are few: shift by the
-    row maximum, exponentiate, accumulate, and draw by binary search in each row's running sum.
-    """
-    rows = np.arange(len(logits))
-    logits[:, never_sampled] = -np.inf
-    np.subtract(logits, logits.max(axis=1, keepdims=True), out=logits)  # each row's maximum is now 0
-    if settings.temperature == 1:
-        weights = np.exp(logits)
-        normalizer = weights.sum(axis=1)
-    else:
-        weights = np.exp(logits * np.float32(1 / settings.temperature))
-        normalizer = np.exp(logits).sum(axis=1)  # the model's own distribution, for the log-probability
-    if settings.top_k and settings.top_k < weights.shape[1]:
-        kth = np.partition(weights, -settings.top_k, axis=1)[:, -settings.top_k][:, None]
-        weights[weights < kth] = 0
-    if settings.top_p < 1:
-        weights = _nucleus(weights, settings.top_p)
-    cumulative = np.cumsum(weights, axis=1)
-    targets = draws * cumulative[:, -1]
-    tokens = np.fromiter((np.searchsorted(c, t, side="right") for c, t in zip(cumulative, targets)),
-                         dtype=np.int64, count=len(targets))
-    # Rounding can land past a row's last token with any weight; step back to a real one.
-    tokens = np.minimum(tokens, weights.shape[1] - 1)
-    stray = weights[rows, tokens] == 0
-    if stray.any():
-        tokens[stray] = weights[stray].argmax(axis=1)
-    return tokens, logits[rows, tokens] - np.log(normalizer)
+    def __init__(self, kernel: np.ndarray, bias: np.ndarray, *, never: np.ndarray, glued: np.ndarray) -> None:
+        ordinary = np.setdiff1d(np.arange(len(bias)), np.concatenate([never, glued]))
+        self.token_ids = np.concatenate([ordinary, np.setdiff1d(glued, never)])  # (V',) column -> token id
+        self.glued_from = len(ordinary)  # the first glued column
+        # (in + 1, V'): the bias is the last row, multiplied by a column of ones, so the product adds it.
+        self.kernel = np.ascontiguousarray(np.concatenate([kernel[:, self.token_ids], bias[None, self.token_ids]]),
+                                           dtype=np.float32)
+
+    def buffers(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Flat float32 room for the logits and the weights of `rows` distributions, reused at every step."""
+        columns = self.kernel.shape[1]
+        return np.empty(rows * columns, np.float32), np.empty(rows * padded_width(columns), np.float32)
+
+    def logits(self, x: np.ndarray, after_word: np.ndarray, buffers: tuple[np.ndarray, np.ndarray]
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """x (G, in) -> (logits (G, V'), room for their weights (G, padded)), both in `buffers`; after a word
+        (after_word (G,)), the glued pieces' logits are -inf."""
+        rows, columns = len(x), self.kernel.shape[1]
+        inputs = np.empty((rows, x.shape[1] + 1), np.float32)
+        inputs[:, :-1], inputs[:, -1] = x, 1
+        logits = buffers[0][:rows * columns].reshape(rows, columns)
+        np.matmul(inputs, self.kernel, out=logits)
+        logits[after_word, self.glued_from:] = -np.inf
+        return logits, buffers[1][:rows * padded_width(columns)].reshape(rows, -1)
+
+
+class _Histories(NamedTuple):
+    """The distinct token histories of the running rows: what the output layer reads next (G, H|E), the LSTM
+    state [h0, c0, …] each (G, H), and whether the text so far ends in a word character (G,)."""
+
+    x: np.ndarray
+    state: list[np.ndarray]
+    ends_word: np.ndarray
+
+
+def _weigh(logits: np.ndarray, weights: np.ndarray, settings: SamplingSettings) -> tuple[np.ndarray, np.ndarray]:
+    """token_draw.weigh, the distributions split across threads when many (numpy releases the GIL in its loops)."""
+    options = {"temperature": settings.temperature, "top_k": settings.top_k, "top_p": settings.top_p}
+    if len(logits) < PARALLEL_ROWS or SAMPLING_THREADS < 2:
+        return weigh(logits, weights, **options)
+    bounds = np.linspace(0, len(logits), SAMPLING_THREADS + 1).astype(int)
+    parts = list(_pool().map(lambda ab: weigh(logits[ab[0]:ab[1]], weights[ab[0]:ab[1]], **options),
+                             zip(bounds[:-1], bounds[1:])))
+    return np.concatenate([b for b, _ in parts]), np.concatenate([n for _, n in parts])
 
 
 @functools.cache
 def _pool() -> ThreadPoolExecutor:
     """Threads for the per-row work: numpy releases the GIL in its loops over large arrays."""
     return ThreadPoolExecutor(max_workers=SAMPLING_THREADS, thread_name_prefix="nnbot-sampler")
-
-
-def _nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:
-    """Zero all but the most likely tokens whose probabilities add up to `top_p` of each row."""
-    order = np.argsort(-probs, axis=1)
-    sorted_probs = np.take_along_axis(probs, order, axis=1)
-    cumulative = np.cumsum(sorted_probs, axis=1)
-    total = cumulative[:, -1:]
-    # Keep a token if the mass before it is still short of top_p (so the most likely token is always kept).
-    keep_sorted = (cumulative - sorted_probs) < top_p * total
-    keep = np.zeros_like(keep_sorted)
-    np.put_along_axis(keep, order, keep_sorted, axis=1)
-    return np.where(keep, probs, 0.0)
 
 
 GLUING_CLASSES = tuple(f"<unk:^{shape}>" for shape in ("word", "number", "alnum"))  # fills that start with \w, no space

@@ -1,10 +1,11 @@
 """A reader's verdict on texts: how likely a model finds each, per piece of text (issue 28's plausibility score).
 
 A text's score is its mean log-probability per piece (`tokenizer.split`'s pieces, plus the end of the text), fed from
-a zero state after <bos>: per piece rather than per token, so models with and without case markers compare (a
-marker's cost is added to its word's). A rare-word class is charged its fill as well, -log(count / class total),
-when the word is one of the class's fillers; a word the model has never seen is charged its class and the fill of
-a word seen once (-log(1 / (class total + 1))), so an invented word costs more than a known rare one.
+the model's document start state (models.start_state; zero for models without one) after <bos>: per piece rather
+than per token, so models with and without case markers compare (a marker's cost is added to its word's). A
+rare-word class is charged its fill as well, -log(count / class total), when the word is one of the class's
+fillers; a word the model has never seen is charged its class and the fill of a word seen once
+(-log(1 / (class total + 1))), so an invented word costs more than a known rare one.
 
 Scored by a model other than the one that wrote them (the base model), the texts are judged by a reader that did not
 choose them: the bot's own model rates its own habits highly.
@@ -86,7 +87,7 @@ class Scorer:
             for row, d in enumerate(batch):
                 targets[row, :len(d)], mask[row, :len(d)] = d, True
             inputs = np.concatenate([np.full((len(batch), 1), BOS_ID), targets[:, :-1]], axis=1)  # (B, T)
-            state = self.stepper.zero_state(len(batch))
+            state = self.stepper.start_state(len(batch))
             for t in range(width):
                 logits, state = self.stepper.step(inputs[:, t], state)  # (B, V)
                 logits = logits.astype(np.float64)

@@ -67,6 +67,7 @@ MARKERS = (MAJ, UP)
 # Shapes of rare pieces, each with and without the leading space; "<unk:word>" is a word after a space.
 RARE_SHAPES = ("word", "number", "alnum", "link", "other")
 RARE_CLASSES = tuple(f"<unk:{space}{shape}>" for shape in RARE_SHAPES for space in ("", "^"))  # "^": no space
+WORD_CLASSES = tuple(f"<unk:{space}{shape}>" for shape in ("word", "alnum") for space in ("", "^"))  # write words
 MAX_RARE_KEPT = 50_000  # rare pieces kept for filling classes, the most frequent first
 _NUMBER = re.compile(r"\d+")
 _ALNUM = re.compile(r"\w+(?:['’]\w+)*")

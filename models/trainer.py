@@ -30,6 +30,7 @@ from models.config import ModelConfig, parameter_count
 from models.data import make_windows, shuffle_documents, split_documents
 from models.errors import ArtifactError, CorpusChangedError, CorpusTooSmallError
 from models.sampler import Sampler, SamplingSettings
+from models.start_state import document_start_state
 from models.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -489,6 +490,7 @@ class Trainer:
 
     def _save_best(self, weights: dict[str, np.ndarray], progress: _Progress) -> None:
         info = {**self.info, "parameters": self.parameters, "epochs_trained": progress.epoch}
+        weights = {**weights, **document_start_state(self.config, weights, self.valid_stream)}
         artifact.save_model(self.directory, config=self.config, tokenizer=self.tokenizer, weights=weights,
                             metrics=self._metrics(progress), info=info)
 

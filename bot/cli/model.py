@@ -10,7 +10,7 @@ import typer
 from bot.cli import app
 from bot.cli.options import JSON, corpus_name
 from models.budget import HELD
-from models.config import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, PRESETS
+from models.config import DEFAULT_RARE_WORDS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, PRESETS
 
 if TYPE_CHECKING:
     from bot.config import BotConfig
@@ -197,6 +197,9 @@ def generate(
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed, for repeatable output.")] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Cut a text off after this many.")] = 60,
     no_filter: Annotated[bool, typer.Option("--no-filter", help="Keep every sample, unfiltered.")] = False,
+    rare_words: Annotated[Optional[bool], typer.Option(
+        "--rare-words/--no-rare-words", help="Let the model write rare words (fills of a word class); default: the "
+        "bot's [bot.sampling] rare_words, else " + ("yes" if DEFAULT_RARE_WORDS else "no") + ".")] = None,
     platform: Annotated[Optional[str], typer.Option("--platform", help="reddit|x|file: length and link rules "
                                                     "(default: the bot's, else reddit).")] = None,
     enqueue: Annotated[Optional[str], typer.Option("--enqueue", help="Put the accepted texts in the queue of this "
@@ -215,7 +218,10 @@ def generate(
     if platform not in PLATFORMS:
         output.fail(f"Unknown platform {platform!r}; use one of {', '.join(PLATFORMS)}.")
     filters = None if no_filter else (bot.filters if bot else FilterConfig())
-    sampling = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, max_tokens=max_tokens)
+    if rare_words is None:
+        rare_words = bot.sampling.rare_words if bot else DEFAULT_RARE_WORDS
+    sampling = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, max_tokens=max_tokens,
+                                rare_words=rare_words)
     with output.counter("Sampling", total=n) as update:
         report = run(context.store(), context.settings(), model, n=n, sampling=sampling, prefix=prefix, seed=seed,
                      platform=platform, filters=filters, enqueue_bot=enqueue, progress=update)

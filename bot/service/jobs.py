@@ -160,7 +160,8 @@ def refill_queue(runtime: Runtime, bot: BotConfig) -> JobResult:
     if need <= 0:
         return JobResult("nothing", f"the queue holds {ready} of {bot.queue_size} candidates")
     s = bot.sampling
-    sampling = SamplingSettings(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, max_tokens=s.max_tokens)
+    sampling = SamplingSettings(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, max_tokens=s.max_tokens,
+                                rare_words=s.rare_words)
     queued, sampled, rejected = 0, 0, Counter[str]()
     for _ in range(REFILL_ROUNDS):
         with runtime.model_lock(bot.model_name):

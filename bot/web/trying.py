@@ -40,7 +40,7 @@ def try_model(store: Store, settings: Settings, bot: BotConfig, *, n: int, tempe
     if not 1 <= n <= MAX_SAMPLES:
         raise BotError(f"Ask for 1 to {MAX_SAMPLES} samples at a time.")
     sampling = SamplingSettings(temperature=temperature, top_k=bot.sampling.top_k, top_p=top_p,
-                                max_tokens=bot.sampling.max_tokens)
+                                max_tokens=bot.sampling.max_tokens, rare_words=bot.sampling.rare_words)
     seed = secrets.randbelow(SEED_RANGE)
     report = generate(store, settings, bot.model_name, n=n, sampling=sampling, prefix=prefix, seed=seed,
                       platform=bot.platform, filters=bot.filters)

@@ -1,5 +1,7 @@
 """The numpy sampler: the same network as Keras, batched and stateful, seedable, never <unk>."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -64,7 +66,8 @@ def test_rows_split_across_threads_give_the_same_samples(tokenizer: Tokenizer, s
     from models import sampler as module
 
     sampler = make_sampler(tokenizer)
-    n = 3 * module.PARALLEL_ROWS  # enough rows that the split is used for many steps
+    n = 200
+    monkeypatch.setattr(module, "PARALLEL_ROWS", 2)  # the tiny vocabulary has few distinct histories at a step
     monkeypatch.setattr(module, "SAMPLING_THREADS", 1)
     alone = sampler.sample(n, settings, seed=5)
     monkeypatch.setattr(module, "SAMPLING_THREADS", 3)
@@ -213,3 +216,78 @@ def test_samples_never_glue_a_word_to_the_word_before_it() -> None:
         pairs = list(zip(s.ids, s.ids[1:]))
         assert (with_, glue) not in pairs, s.text
     assert any(s.ids and s.ids[0] == glue for s in samples)  # at the start nothing precedes it: allowed there
+
+
+def glued_tokenizer() -> Tokenizer:
+    """Pieces that follow a word (" say"), pieces glued to what precedes them ("wow" after a quote), a marker."""
+    docs = ['say "wow" to "it" now', 'We say "it" and "wow"', "now say it to me", '"Wow" we say']
+    return Tokenizer.build(docs, min_count=1, case_markers=True)
+
+
+def exact_pairs(sampler: Sampler, settings: SamplingSettings, prefix: str) -> dict[tuple[int, ...], float]:
+    """The model's probability of each first token, and of each first two, as the sampler should draw them: never
+    <pad>, <unk> or <bos>; after a word (the prefix's last, or a piece ending in one, case markers aside), no piece
+    glued to it; temperature, top-k, top-p."""
+    from tests.models.frequencies import exact_probabilities
+
+    def distribution(logits: np.ndarray, after_word: bool) -> np.ndarray:
+        logits = logits[0].astype(np.float64)
+        logits[list(NEVER_SAMPLED)] = -np.inf
+        if after_word and len(sampler.glued):
+            logits[sampler.glued] = -np.inf
+        return exact_probabilities(logits, settings.temperature, settings.top_k, settings.top_p)
+
+    state = sampler.stepper.zero_state(1)
+    for token in sampler.tokenizer.encode(prefix, bos=True) if prefix else [BOS_ID]:
+        logits, state = sampler.stepper.step(np.array([token]), state)
+    prefix_ends_word = prefix[-1:].isalnum()
+    pairs: dict[tuple[int, ...], float] = {}
+    for first, p in enumerate(distribution(logits, prefix_ends_word)):
+        if p == 0 or first == EOS_ID:
+            pairs[(first,)] = p
+            continue
+        after_word = prefix_ends_word if sampler.is_marker[first] else bool(sampler.ends_word[first])
+        following, _ = sampler.stepper.step(np.array([first]), state)
+        for second, q in enumerate(distribution(following, after_word)):
+            pairs[(first, second)] = p * q
+    return pairs
+
+
+@pytest.mark.parametrize("settings", [SamplingSettings(max_tokens=2),
+                                      SamplingSettings(temperature=0.8, top_k=12, top_p=0.9, max_tokens=2)])
+@pytest.mark.parametrize("parallel, prefix", [(10**9, ""), (2, ""), (10**9, "We say"), (2, "We say")])
+def test_first_two_tokens_follow_the_models_exact_distribution(settings: SamplingSettings, parallel: int, prefix: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows share their first distribution and, when their first tokens agree, their second; all the same, each
+    pair of tokens comes as often as the model says, on threads or not."""
+    from models import sampler as module
+    from tests.models.frequencies import chi_square, far_too_large
+
+    monkeypatch.setattr(module, "PARALLEL_ROWS", parallel)
+    tokenizer = glued_tokenizer()
+    sampler = make_sampler(tokenizer)
+    assert len(sampler.glued) and sampler.is_marker.any()
+    pairs = exact_pairs(sampler, settings, prefix)
+    index = {pair: i for i, pair in enumerate(pairs)}
+    counts = np.zeros(len(pairs))
+    for sample in sampler.sample(40_000, settings, prefix=prefix, seed=9):
+        counts[index[sample.ids]] += 1  # a pair outside the model's support fails here
+    probabilities = np.array(list(pairs.values()))
+    assert not counts[probabilities == 0].any()
+    statistic, df = chi_square(counts, probabilities)
+    assert not far_too_large(statistic, df), (statistic, df)
+
+
+def test_without_rare_words_no_word_class_is_drawn(tiny_model) -> None:
+    from models.tokenizer import WORD_CLASSES
+
+    tokenizer = tiny_model.tokenizer
+    words = {i for i in range(tokenizer.size) if tokenizer.pieces[i] in WORD_CLASSES}
+    assert words and all(tokenizer.fill_count(i) for i in words)  # drawable classes, each with words to fill
+    sampler = tiny_model.sampler()
+    settings = SamplingSettings(temperature=3.0)  # flat: every class gets its chance
+    drawn = {i for s in sampler.sample(300, settings, seed=0) for i in s.ids}
+    assert drawn & words  # they are drawn by default...
+    kept = sampler.sample(300, dataclasses.replace(settings, rare_words=False), seed=0)
+    assert not {i for s in kept for i in s.ids} & words  # ...and never without rare words
+    assert all(np.isfinite(s.logprob) for s in kept)
