@@ -5,6 +5,7 @@
     python bench/base_model.py export --work ~/nnbot-base --out bot/data/base   # the shipped, fp16 copy
     python bench/base_model.py build-novelty --data ../shared/data/reddit-titles --out bot/data/base   # minutes
     python bench/base_model.py evaluate --work ~/nnbot-base --model bot/data/base --json RESULT
+    python bench/base_model.py held-out --data ../shared/data/reddit-titles --out DIR   # corpora to judge it on
 
 1. **The corpus** (`reddit_titles_2013.tsv.xz`, PDDL): NSFW titles left out; titles with a link left out; image
    sizes ("[1024x768]") and episode tags ("(S03E03)") cut from the titles that carry them, since a bot should never
@@ -367,8 +368,22 @@ def main() -> None:
     v.add_argument("--work", type=Path, required=True, help="the run's folder (its held_out.json)")
     v.add_argument("--model", type=Path, required=True, help="a model directory, e.g. an export")
     v.add_argument("--json", type=Path, default=None)
+    h = sub.add_parser("held-out", help="write each held-out subreddit's titles to OUT/NAME.txt (a corpus file for "
+                       "bench/quality.py and bench/blind.py)")
+    h.add_argument("--data", type=Path, default=Path("../shared/data/reddit-titles"))
+    h.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    {"train": train, "export": export, "build-novelty": build_novelty, "evaluate": evaluate}[args.command](args)
+    {"train": train, "export": export, "build-novelty": build_novelty, "evaluate": evaluate,
+     "held-out": write_held_out}[args.command](args)
+
+
+def write_held_out(args: argparse.Namespace) -> None:
+    """The titles of the subreddits the base never saw, a file each (lower-case name), one title a line."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, titles in read_titles(args.data)[1].items():
+        (args.out / f"{name.lower()}.txt").write_text("".join(" ".join(t.split()) + "\n" for t in titles),
+                                                      encoding="utf-8")
+        print(f"{len(titles):,} titles in {args.out / (name.lower() + '.txt')}")
 
 
 if __name__ == "__main__":

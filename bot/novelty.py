@@ -98,6 +98,15 @@ def overlap_limit(n_words: int) -> int:
     return min(MAX_OVERLAP_WORDS, round(MAX_OVERLAP_RATIO * n_words))
 
 
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Write `arrays` to `path` (an .npz file) atomically: a crash never leaves half a file under its name."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as file:
+        np.savez(file, **arrays)
+    os.replace(partial, path)
+
+
 def _text_hash(normalized: str) -> int:
     """A stable 64-bit hash of a normalised text (Python's `hash` changes per process: it can't be saved)."""
     return int.from_bytes(hashlib.blake2b(normalized.encode(), digest_size=HASH_BYTES).digest(), "little")
@@ -182,20 +191,16 @@ class NoveltyIndex:
 
     def save(self, path: Path) -> None:
         """Write the index to `path` (an .npz file), atomically, so a crash never leaves half a cache."""
-        path = Path(path)
-        partial = path.with_name(path.name + ".partial")
         vocabulary = "\n".join(self._vocabulary).encode()  # words hold no whitespace; dict order: code order
-        with open(partial, "wb") as file:
-            np.savez(
-                file,
-                format_version=np.int64(FORMAT_VERSION),
-                documents=np.int64(self.documents),
-                vocabulary=np.frombuffer(vocabulary, dtype=np.uint8),
-                tokens=self._tokens,
-                suffixes=self._suffixes.astype(np.uint32),  # half the disk; corpora stay under 4 G words
-                document_hashes=self._document_hashes,
-            )
-        os.replace(partial, path)
+        _save_npz(
+            path,
+            format_version=np.int64(FORMAT_VERSION),
+            documents=np.int64(self.documents),
+            vocabulary=np.frombuffer(vocabulary, dtype=np.uint8),
+            tokens=self._tokens,
+            suffixes=self._suffixes.astype(np.uint32),  # half the disk; corpora stay under 4 G words
+            document_hashes=self._document_hashes,
+        )
 
     @classmethod
     def load(cls, path: Path) -> "NoveltyIndex":
@@ -399,19 +404,15 @@ class BaseCorpusIndex:
 
     def save(self, path: Path) -> None:
         """Write the index to `path` (an .npz file), atomically, so a crash never leaves half a file."""
-        path = Path(path)
-        partial = path.with_name(path.name + ".partial")
-        with open(partial, "wb") as file:
-            np.savez(
-                file,
-                format_version=np.int64(BASE_FORMAT_VERSION),
-                gram_words=np.int64(GRAM_WORDS),
-                hashes=np.int64(self.hashes),
-                titles=np.int64(self.titles),
-                keys=np.int64(self.keys),
-                bits=self._bits,
-            )
-        os.replace(partial, path)
+        _save_npz(
+            path,
+            format_version=np.int64(BASE_FORMAT_VERSION),
+            gram_words=np.int64(GRAM_WORDS),
+            hashes=np.int64(self.hashes),
+            titles=np.int64(self.titles),
+            keys=np.int64(self.keys),
+            bits=self._bits,
+        )
 
     @classmethod
     def load(cls, path: Path) -> "BaseCorpusIndex":
