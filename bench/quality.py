@@ -341,7 +341,7 @@ def run_corpus(path: Path, args: argparse.Namespace) -> dict[str, object]:
     markov = markov_row(train_texts, held_out, index, n=n)
     return {"corpus": str(path), "documents": len(texts), "train_documents": len(train_texts),
             "held_out_documents": len(held_out), "capped_at": MAX_DOCUMENTS if len(texts) == MAX_DOCUMENTS else None,
-            "wanted": n, "minutes": args.minutes, "base": args.base, "preset": summary.preset,
+            "wanted": n, "minutes": args.minutes, "base": _shown(args.base), "preset": summary.preset,
             "train_seconds": round(train_seconds, 1),
             "epochs": len(summary.epochs), "stop_reason": summary.stop_reason, "vocab_size": summary.vocab_size,
             "parameters": summary.parameters, "overrides": args.overrides, "held_out": {**evaluation,
@@ -389,6 +389,14 @@ def _base(chosen: str | None) -> str | None:
         raise SystemExit(f"--base {chosen}: not a model directory")
     os.environ["BOT_BASE_MODEL"] = str(path)
     return str(path)
+
+
+def _shown(path: str | None) -> str | None:
+    """A path as a result file may show it: relative to the repository where it lies inside it, else its name."""
+    if path is None:
+        return None
+    root = Path(__file__).resolve().parents[1]
+    return str(Path(path).relative_to(root)) if Path(path).is_relative_to(root) else Path(path).name
 
 
 def write_samples(folder: Path, corpus: Path, result: dict[str, object]) -> None:

@@ -285,9 +285,9 @@ def test_without_rare_words_no_word_class_is_drawn(tiny_model) -> None:
     words = {i for i in range(tokenizer.size) if tokenizer.pieces[i] in WORD_CLASSES}
     assert words and all(tokenizer.fill_count(i) for i in words)  # drawable classes, each with words to fill
     sampler = tiny_model.sampler()
-    settings = SamplingSettings(temperature=3.0)  # flat: every class gets its chance
+    settings = SamplingSettings(temperature=3.0, rare_words=True)  # flat: every class gets its chance
     drawn = {i for s in sampler.sample(300, settings, seed=0) for i in s.ids}
-    assert drawn & words  # they are drawn by default...
+    assert drawn & words  # they are drawn when allowed...
     kept = sampler.sample(300, dataclasses.replace(settings, rare_words=False), seed=0)
     assert not {i for s in kept for i in s.ids} & words  # ...and never without rare words
     assert all(np.isfinite(s.logprob) for s in kept)
