@@ -178,7 +178,9 @@ def test_ctrl_c_exits_130_with_one_sentence_and_stores_nothing(bot, tmp_path: Pa
 
     fifo = tmp_path / "never-written.txt"
     os.mkfifo(fifo)  # reading it blocks until a writer comes, which never does: the import waits for Ctrl-C
-    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    # To the main thread itself: a process-wide signal may land on any thread (BLAS's, the sampler's pool), and then
+    # nothing interrupts the main thread's blocked open() and the test waits forever.
+    timer = threading.Timer(1.0, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
     timer.start()
     try:
         result = bot("import", str(fifo), "--corpus", "c")
