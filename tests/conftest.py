@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Iterator
@@ -27,6 +28,11 @@ TITLES = Path(__file__).resolve().parents[1] / "bot" / "data" / "hacker_news_200
 SETTINGS_PREFIXES = ("BOT_", "REDDIT_", "X_")
 
 pytest_plugins = ("tests.fakes.fixtures",)  # fake_reddit, reddit_app, fake_x: the local fake APIs
+
+
+# A suite started as a background job (`cmd &` in a script, nohup) inherits SIGINT ignored, and Python then installs
+# no KeyboardInterrupt handler; the Ctrl-C tests need the one an interactive start has.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
