@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.config import START_STATE, ModelConfig
+from models.config import ModelConfig, start_state_shapes
 from models.sampler import LSTMStepper
 from models.tokenizer import BOS_ID
 
@@ -37,7 +37,7 @@ def document_start_state(config: ModelConfig, weights: dict[str, np.ndarray], st
     grid = stream[:rows * length].reshape(rows, length)
     warm_up = max(1, min(WARM_UP, length // 4))  # the state at step 0 is the zero one: never collected
     stepper = LSTMStepper(config, weights)
-    state = [np.zeros((rows, config.hidden_dim), np.float32) for _ in range(2 * config.layers)]
+    state = stepper.zero_state(rows)
     sums = [np.zeros(config.hidden_dim, np.float64) for _ in state]
     count = 0
     for t in range(length):
@@ -46,8 +46,8 @@ def document_start_state(config: ModelConfig, weights: dict[str, np.ndarray], st
             for total, part in zip(sums, state):
                 total += part[at_start].sum(axis=0)
             count += int(at_start.sum())
-        _, state = stepper.step(grid[:, t], state)
+        _, state = stepper.advance(grid[:, t], state)  # the state only: no output layer
     if not count:
         return {}
-    names = [f"{START_STATE}{part}_{layer}" for layer in range(config.layers) for part in ("h", "c")]
+    names = start_state_shapes(config)  # h_0, c_0, h_1, …: the stepper's state order
     return {name: (total / count).astype(np.float32) for name, total in zip(names, sums)}
