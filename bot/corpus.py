@@ -81,6 +81,12 @@ def count_documents(session: Session, corpus_id: int) -> int:
     return session.scalar(select(func.count()).where(StoredDocument.corpus_id == corpus_id)) or 0
 
 
+def corpus_size(session: Session, name: str) -> int:
+    """Documents in the corpus `name`; 0 where there is no such corpus yet."""
+    corpus = session.scalar(select(Corpus).where(Corpus.name == name))
+    return 0 if corpus is None else count_documents(session, corpus.id)
+
+
 def _insert_ignoring_duplicates(session: Session):  # type: ignore[no-untyped-def]
     """INSERT … ON CONFLICT DO NOTHING on the unique (corpus, source, external id)."""
     dialect = session.get_bind().dialect.name

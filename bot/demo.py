@@ -8,8 +8,10 @@ from importlib import resources
 from pathlib import Path
 
 from bot import training
+from bot.bots_toml import Written, add_bot, bot_table
 from bot.config import Settings
 from bot.corpus import add_documents, get_corpus, summarize
+from bot.errors import ConfigError
 from bot.filters import FilterConfig
 from bot.generation import GenerationReport, generate
 from bot.queue import list_candidates
@@ -27,6 +29,16 @@ DEMO_MAX_MINUTES = 3.0  # training time limit, so the demo ends within 5 minutes
 DEMO_SAMPLES = 100  # candidates sampled per round
 MIN_PENDING = 10  # the demo leaves at least this many candidates to review
 MAX_ROUNDS = 5  # sampling rounds at most, when filters leave too few
+DEMO_PLATFORM = "file"  # the demo's bot posts to BOT_HOME/demo-posts.jsonl: nothing leaves the machine
+DEMO_POST_EVERY, DEMO_DAILY_CAP = "10m", 10  # so that `bot run` shows an approved post within minutes
+
+
+def demo_bot_table() -> str:
+    """The review-mode bot `bot demo` leaves in bots.toml, so that `bot serve`, `bot run` and `bot post` work on
+    what it queued."""
+    return ("# Written by `bot demo`: a review-mode bot that posts what you approve to a file under BOT_HOME.\n"
+            + bot_table(name=DEMO_NAME, corpus=DEMO_NAME, platform=DEMO_PLATFORM, mode="review",
+                        post=DEMO_POST_EVERY, daily_cap=DEMO_DAILY_CAP))
 
 
 @dataclass
@@ -37,6 +49,8 @@ class DemoResult:
     training: TrainingSummary
     generation: list[GenerationReport] = field(default_factory=list)
     pending: int = 0
+    bots_file: Written | None = None  # where the demo's bot was written (or found)
+    bots_file_problem: str | None = None  # why it could not be, in a sentence
 
     @property
     def sampled(self) -> int:
@@ -61,7 +75,7 @@ def demo_data_path() -> Path:
     return Path(str(resources.files("bot") / "data" / DEMO_DATA))
 
 
-def run_demo(store: Store, settings: Settings, *, reporter: TrainingReporter | None = None,
+def run_demo(store: Store, settings: Settings, bots_path: Path, *, reporter: TrainingReporter | None = None,
              max_minutes: float = DEMO_MAX_MINUTES, preset_name: str = DEMO_PRESET,
              on_stage: Callable[[str], None] = lambda stage: None) -> DemoResult:
     on_stage(f"Importing the bundled corpus ({DEMO_DATA}) into corpus {DEMO_NAME!r}")
@@ -78,12 +92,16 @@ def run_demo(store: Store, settings: Settings, *, reporter: TrainingReporter | N
     for _ in range(MAX_ROUNDS):
         report = generate(store, settings, DEMO_NAME, n=DEMO_SAMPLES,
                           sampling=SamplingSettings(temperature=DEFAULT_TEMPERATURE, top_p=DEFAULT_TOP_P),
-                          platform="reddit",
-                          filters=FilterConfig(), enqueue_bot=DEMO_NAME)
+                          platform=DEMO_PLATFORM, filters=FilterConfig(), enqueue_bot=DEMO_NAME)
         result.generation.append(report)
         result.pending = _pending(store)
         if result.pending >= MIN_PENDING:
             break
+    on_stage(f"Describing bot {DEMO_NAME!r} in {bots_path}")
+    try:
+        result.bots_file = add_bot(bots_path, DEMO_NAME, demo_bot_table())
+    except (ConfigError, OSError) as error:  # the queue is filled: say what is wrong rather than lose the work
+        result.bots_file_problem = str(error) if isinstance(error, ConfigError) else f"{bots_path}: {error.strerror}"
     return result
 
 

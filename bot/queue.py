@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -24,6 +24,7 @@ from models.sampler import Sample
 APPROVABLE = (Status.PENDING, Status.REJECTED, Status.FAILED, Status.UNKNOWN)
 REJECTABLE = (Status.PENDING, Status.APPROVED, Status.FAILED, Status.UNKNOWN)
 EDITABLE = (Status.PENDING, Status.APPROVED, Status.REJECTED, Status.FAILED)
+READY = (Status.PENDING, Status.APPROVED)  # what counts towards a bot's queue_size
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,12 @@ def enqueue(session: Session, bot: str, samples: Iterable[Sample], sampling: Sam
     return rows
 
 
+def ready_count(session: Session, bot: str) -> int:
+    """The bot's candidates that count towards its `queue_size`: pending and approved ones."""
+    return session.scalar(select(func.count()).select_from(Candidate).where(
+        Candidate.bot == bot, Candidate.status.in_(READY))) or 0
+
+
 def existing_texts(session: Session, bot: str, *, excluding: int | None = None) -> list[str]:
     """Every text this bot has queued, posted or had rejected: a repeat of any of them is a duplicate."""
     query = select(Candidate.text).where(Candidate.bot == bot)
@@ -70,6 +77,19 @@ def best_first() -> tuple[object, ...]:
     return (Candidate.plausibility.desc().nulls_last(), own.desc(), Candidate.id)
 
 
+def score(c: Candidate) -> float:
+    """A candidate's one score, shown under this name and rounded alike (`SCORE_FORMAT`) in the CLI, its JSON and the
+    review page: the base model's plausibility (its mean log-probability per piece, `models.scoring`) where the base
+    scored the candidate, else the bot's own model's mean log-probability per token. Higher reads more like real
+    text; `best_first` sorts by it (scored by the base before scored by the bot's own model)."""
+    if c.plausibility is not None:
+        return c.plausibility
+    return c.logprob / max(c.tokens, 1)
+
+
+SCORE_FORMAT = "{:.2f}"
+
+
 def list_candidates(session: Session, *, status: str | None = None, bot: str | None = None,
                     limit: int | None = None) -> list[Candidate]:
     """Pending candidates best first (`best_first`); a listing of other or all statuses in id order."""
@@ -81,6 +101,15 @@ def list_candidates(session: Session, *, status: str | None = None, bot: str | N
     if limit:
         query = query.limit(limit)
     return list(session.scalars(query))
+
+
+def count_candidates(session: Session, *, status: str | None = None, bot: str | None = None) -> int:
+    query = select(func.count()).select_from(Candidate)
+    if status:
+        query = query.where(Candidate.status == Status(status))
+    if bot:
+        query = query.where(Candidate.bot == bot)
+    return session.scalar(query) or 0
 
 
 def get_candidate(session: Session, candidate_id: int) -> Candidate:
@@ -209,6 +238,7 @@ def candidate_json(c: Candidate) -> dict[str, object]:
     return {
         "id": c.id, "bot": c.bot, "model": c.model, "status": c.status, "text": c.text,
         "sampled_text": c.sampled_text, "edited": c.text != c.sampled_text, "logprob": round(c.logprob, 4),
+        "score": float(SCORE_FORMAT.format(score(c))),
         "plausibility": None if c.plausibility is None else round(c.plausibility, 4),
         "tokens": c.tokens, "temperature": c.temperature, "top_k": c.top_k, "top_p": c.top_p, "prefix": c.prefix,
         "seed": c.seed, "reason": c.reason, "created_at": iso(c.created_at), "updated_at": iso(c.updated_at),

@@ -18,6 +18,10 @@ DEFAULT_TOP_P = 0.9
 # Whether rare-word classes that write a word are drawn (models.sampler.SamplingSettings.rare_words).
 DEFAULT_RARE_WORDS = True
 
+# Device nodes of an NVIDIA GPU (Linux; /dev/dxg: WSL). Without one, TensorFlow's only C++ ERROR line at start-up
+# is "failed call to cuInit", printed at every training; with one, its CUDA errors are real and stay visible.
+GPU_DEVICES = ("/dev/nvidia[0-9]*", "/dev/nvidiactl", "/dev/dxg")
+
 
 @dataclass(frozen=True)
 class ModelConfig:

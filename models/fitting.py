@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import models.backend  # noqa: F401  (first: imports keras without TensorFlow's start-up lines)
 import keras
 import numpy as np
 from keras import ops

@@ -11,6 +11,7 @@ model directory stores and what the numpy sampler reads, so sampling never needs
 
 from __future__ import annotations
 
+import models.backend  # noqa: F401  (first: imports keras without TensorFlow's start-up lines)
 import keras
 import numpy as np
 from keras import layers, ops

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from models import artifact, budget, finetuning
-from models.config import ModelConfig, parameter_count
+from models.config import GPU_DEVICES, ModelConfig, parameter_count
 from models.data import make_windows, shuffle_documents, split_documents
 from models.errors import ArtifactError, CorpusChangedError, CorpusTooSmallError
 from models.sampler import Sampler, SamplingSettings
@@ -40,9 +40,6 @@ MIN_TRAIN_TOKENS = 500  # below this there is nothing for a word-level model to 
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)  # shown during training
 SAMPLES_PER_TEMPERATURE = 2
 NOT_RECORDED = "the model does not record which documents it was trained on"  # a resume_problem
-# Device nodes of an NVIDIA GPU (Linux; /dev/dxg: WSL). Without one, TensorFlow's only C++ ERROR line at start-up
-# is "failed call to cuInit", printed at every training; with one, its CUDA errors are real and stay visible.
-GPU_DEVICES = ("/dev/nvidia[0-9]*", "/dev/nvidiactl", "/dev/dxg")
 QUIET_LOG_LEVEL = "3"  # TF_CPP_MIN_LOG_LEVEL hiding C++ INFO, WARNING and ERROR lines (TF's errors raise in Python)
 
 

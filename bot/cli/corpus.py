@@ -21,7 +21,7 @@ app.add_typer(corpus_app, name="corpus")
 SHOW_DOCUMENTS = 10  # documents `bot corpus show` prints
 
 
-@app.command("import")
+@app.command("import", short_help="Import a file (txt, csv, jsonl, X archive) into a corpus.")
 def import_(
     path: Annotated[Path, typer.Argument(help="A .txt, .csv, .jsonl file, or an X archive (tweets.js, folder, .zip).")],
     corpus: Annotated[str, typer.Option("--corpus", help="Corpus to add the documents to.", callback=corpus_name)],

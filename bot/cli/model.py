@@ -37,7 +37,7 @@ def _top_p(value: float) -> float:
     return value
 
 
-@app.command()
+@app.command(short_help="Train a model on a corpus, fine-tuned from the base model.")
 def train(
     corpus: Annotated[str, typer.Argument(help="Corpus to train on.")],
     model: Annotated[str, typer.Option("--model", help="Name of the model to write.", callback=corpus_name)],
@@ -184,7 +184,7 @@ def _ppl(loss: float) -> float:
     return math.exp(min(loss, 50.0))
 
 
-@app.command()
+@app.command(short_help="Sample texts from a model; filter, print or queue them.")
 def generate(
     model: Annotated[str, typer.Argument(help="Model to sample from.")],
     n: Annotated[int, typer.Option("--n", min=1, help="How many texts to sample.")] = 10,
@@ -222,15 +222,21 @@ def generate(
         rare_words = bot.sampling.rare_words if bot else DEFAULT_RARE_WORDS
     sampling = SamplingSettings(temperature=temperature, top_k=top_k, top_p=top_p, max_tokens=max_tokens,
                                 rare_words=rare_words)
+    room = None
+    if bot is not None:  # the queue holds at most the bot's queue_size, as its refills keep it
+        from bot.queue import ready_count
+
+        with context.store().session() as session:
+            room = max(bot.queue_size - ready_count(session, bot.name), 0)
     with output.counter("Sampling", total=n) as update:
         report = run(context.store(), context.settings(), model, n=n, sampling=sampling, prefix=prefix, seed=seed,
-                     platform=platform, filters=filters, enqueue_bot=enqueue, progress=update)
+                     platform=platform, filters=filters, enqueue_bot=enqueue, enqueue_limit=room, progress=update)
     if json_:
         output.print_json(_report_json(report, enqueue))
         return
     for sample in report.accepted:
         output.console.print(printable(sample.text), markup=False)
-    output.errors.print(_summary_line(report, enqueue), markup=False)
+    output.errors.print(_summary_line(report, enqueue, bot.queue_size if bot else None, room), markup=False)
     for sample, rejection in report.rejected[:SHOW_REJECTED]:
         output.errors.print(printable(f"  rejected ({rejection.filter}: {rejection.reason}): {sample.text}"),
                             markup=False)
@@ -251,9 +257,13 @@ def _queue_owner(name: str) -> BotConfig:
     return bot
 
 
-def _summary_line(report, enqueue: str | None) -> str:  # type: ignore[no-untyped-def]
+def _summary_line(report, enqueue: str | None, queue_size: int | None = None,  # type: ignore[no-untyped-def]
+                  room: int | None = None) -> str:
     rejected = ", ".join(f"{name} {count}" for name, count in report.counts.items() if count) or "none"
     queued = f"; {len(report.enqueued)} queued for bot {enqueue!r}" if enqueue else ""
+    if enqueue and room is not None and len(report.accepted) > room:
+        queued += (f" (the most plausible; its queue_size is {queue_size}, and {queue_size - room} were ready "
+                   "already)")
     return (f"{report.sampled} sampled in {report.seconds:.1f}s, {len(report.accepted)} accepted; "
             f"rejected: {rejected}{queued}.")
 

@@ -12,6 +12,7 @@ from bot.cli.options import CANDIDATE_ID, CANDIDATE_IDS, JSON
 queue_app = typer.Typer(help="Review candidates: list, approve, reject, edit, reconcile.", no_args_is_help=True)
 app.add_typer(queue_app, name="queue")
 
+SHOWN = 20  # rows `bot queue list` prints unless told otherwise
 STATUSES = ("pending", "approved", "rejected", "posting", "posted", "failed", "unknown")  # store.schema.Status
 
 
@@ -21,20 +22,24 @@ def _status(value: str | None) -> str | None:
     return value
 
 
-@queue_app.command("list")
+@queue_app.command("list", short_help="Candidates: pending best first, the others oldest first.")
 def list_(
     status: Annotated[Optional[str], typer.Option("--status", help="|".join(STATUSES), callback=_status)] = None,
     bot: Annotated[Optional[str], typer.Option("--bot", help="Only this bot's candidates.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="At most this many.")] = None,
+    limit: Annotated[Optional[int], typer.Option(
+        "--limit", min=1, help=f"At most this many (default: {SHOWN} in the table, all with --json).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every candidate of the selection in the table.")] = False,
     json_: JSON = False,
 ) -> None:
-    """Candidates, oldest first."""
+    """Candidates: pending ones best first (by score), the others oldest first."""
     from bot.cli import context, output
-    from bot.queue import candidate_json, list_candidates
+    from bot.queue import SCORE_FORMAT, candidate_json, count_candidates, list_candidates
     from scrapers.text import printable
 
+    shown = limit if limit or json_ or all_ else SHOWN
     with context.store().session() as session:
-        rows = [candidate_json(c) for c in list_candidates(session, status=status, bot=bot, limit=limit)]
+        rows = [candidate_json(c) for c in list_candidates(session, status=status, bot=bot, limit=shown)]
+        total = count_candidates(session, status=status, bot=bot) if shown and len(rows) == shown else len(rows)
     if json_:
         output.print_json(rows)
         return
@@ -42,12 +47,15 @@ def list_(
         output.console.print("The queue is empty for that selection.", markup=False)
         return
     # Texts and reasons stored before control characters were refused are shown escaped, never raw.
-    output.table(["id", "bot", "status", "text", "logprob", "reason"],
-                 [(r["id"], r["bot"], r["status"], printable(str(r["text"])) + (" (edited)" if r["edited"] else ""),
-                   f"{r['logprob']:.1f}", r["reason"] and printable(str(r["reason"]))) for r in rows])
+    output.table(["id", "bot", "status", "score", "text", "reason"],
+                 [(r["id"], r["bot"], r["status"], SCORE_FORMAT.format(r["score"]),
+                   printable(str(r["text"])) + (" (edited)" if r["edited"] else ""),
+                   r["reason"] and printable(str(r["reason"]))) for r in rows])
+    if total > len(rows):
+        output.console.print(f"… and {total - len(rows)} more; --limit N or --all shows more.", markup=False)
 
 
-@queue_app.command()
+@queue_app.command(short_help="Approve candidates; posted in the order approved.")
 def approve(ids: CANDIDATE_IDS) -> None:
     """Approve candidates for posting; a rejected one too, its rejection kept in its reason."""
     from bot import queue
@@ -58,7 +66,7 @@ def approve(ids: CANDIDATE_IDS) -> None:
     output.console.print(f"Approved {_ids(done)}.", markup=False)
 
 
-@queue_app.command()
+@queue_app.command(short_help="Reject candidates: kept, posted only if approved again.")
 def reject(ids: CANDIDATE_IDS,
            reason: Annotated[Optional[str], typer.Option("--reason", help="Why, for the record.")] = None) -> None:
     """Reject candidates; they are kept, and never posted unless approved again."""
@@ -70,7 +78,7 @@ def reject(ids: CANDIDATE_IDS,
     output.console.print(f"Rejected {_ids(done)}.", markup=False)
 
 
-@queue_app.command()
+@queue_app.command(short_help="Change a candidate's text; the filters check it.")
 def edit(candidate_id: CANDIDATE_ID,
          text: Annotated[str, typer.Option("--text", help="The new text.")]) -> None:
     """Change a candidate's text; the filters check the new text first."""
@@ -85,7 +93,7 @@ def edit(candidate_id: CANDIDATE_ID,
     output.console.print(f"Edited candidate {candidate_id}.", markup=False)
 
 
-@queue_app.command()
+@queue_app.command(short_help="Look for `unknown` candidates among recent posts.")
 def reconcile(bot: Annotated[Optional[str], typer.Option("--bot", help="Only this bot's candidates.")] = None,
               json_: JSON = False) -> None:
     """Look for each `unknown` candidate among its account's recent posts: found ones become `posted`."""

@@ -43,7 +43,7 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
     return check
 
 
-@scrape_app.command("reddit")
+@scrape_app.command("reddit", short_help="Add subreddits' post titles to a corpus.")
 def reddit(
     subreddits: Annotated[list[str], typer.Argument(help="Subreddits, like AskReddit or r/AskReddit.")],
     corpus: Annotated[str, typer.Option("--corpus", help="Corpus to add the posts to.", callback=corpus_name)],
@@ -75,7 +75,7 @@ def reddit(
     _exit_on_errors(summaries)
 
 
-@scrape_app.command("x")
+@scrape_app.command("x", short_help="Add an X account's posts to a corpus.")
 def x(
     username: Annotated[str, typer.Argument(help="The account, like jack or @jack.")],
     corpus: Annotated[str, typer.Option("--corpus", help="Corpus to add the posts to.", callback=corpus_name)],

@@ -37,7 +37,7 @@ def _bot(name: str) -> BotConfig:
     return bot
 
 
-@app.command()
+@app.command(short_help="Post one candidate now: by id, or a bot's next one.")
 def post(
     candidate_id: Annotated[int | None, typer.Argument(help="The candidate to post (default: with --bot, the "
                                                               "bot's next one).", min=1, max=MAX_ID)] = None,
@@ -99,7 +99,7 @@ def _print_preview(preview: Any, bot: BotConfig, json_: bool) -> None:
         output.console.print(f"But not now: {preview.blocked.message}.", markup=False)
 
 
-@app.command()
+@app.command(short_help="Run every bot's jobs on their schedules.")
 def run(
     once: Annotated[bool, typer.Option("--once", help="Run each job that is due, once, and exit (for cron).")] = False,
     config: CONFIG = None,
@@ -157,7 +157,7 @@ def run(
                     "run only one `bot run` per database.")
 
 
-@app.command()
+@app.command(short_help="Each bot's queue, posts, next runs and last error.")
 def status(config: CONFIG = None, json_: JSON = False) -> None:
     """Each bot's mode, target, model, queue, posts today, last post, next runs and last error; and the scheduler."""
     from bot.cli import context, output

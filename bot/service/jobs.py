@@ -19,19 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 
 from bot.config import BotConfig, BotsFile, Settings
 from bot.errors import USER_ERRORS, BotError
+from bot.queue import ready_count
 from bot.store import Store, one_line
-from bot.store.schema import Candidate, JobRun, Status, utcnow
+from bot.store.schema import JobRun, utcnow
 
 logger = logging.getLogger(__name__)
 
 JOBS = ("refill", "post", "scrape", "train")  # job ids are "BOT:JOB"
 REFILL_ROUNDS = 5  # sampling rounds one refill may take when the filters keep too few
-READY = (Status.PENDING, Status.APPROVED)  # what counts towards a bot's queue_size
 
 
 @dataclass(frozen=True)
@@ -154,11 +153,13 @@ def refill_queue(runtime: Runtime, bot: BotConfig) -> JobResult:
 
     store = runtime.store
     with store.session() as session:
-        ready = session.scalar(select(func.count()).select_from(Candidate).where(
-            Candidate.bot == bot.name, Candidate.status.in_(READY))) or 0
+        ready = ready_count(session, bot.name)
     need = bot.queue_size - ready
     if need <= 0:
         return JobResult("nothing", f"the queue holds {ready} of {bot.queue_size} candidates")
+    first = first_run(runtime, bot)
+    if first is not None and first.outcome != "ok":
+        return first
     s = bot.sampling
     sampling = SamplingSettings(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, max_tokens=s.max_tokens,
                                 rare_words=s.rare_words)
@@ -175,8 +176,40 @@ def refill_queue(runtime: Runtime, bot: BotConfig) -> JobResult:
             break
     reasons = ", ".join(f"{name} {count}" for name, count in rejected.most_common()) or "none"
     outcome = "ok" if queued else "error"
-    return JobResult(outcome, f"queued {queued} of {need} wanted from {sampled} samples (rejected: {reasons}); "
-                              f"{ready + queued} of {bot.queue_size} ready")
+    return JobResult(outcome, (f"{first.message}; then " if first else "")
+                     + f"queued {queued} of {need} wanted from {sampled} samples (rejected: {reasons}); "
+                       f"{ready + queued} of {bot.queue_size} ready")
+
+
+def first_run(runtime: Runtime, bot: BotConfig) -> JobResult | None:
+    """A bot's first refill, before it has a model: scrape its sources if its corpus is empty, then train its model
+    (as the train job does), so that a new bots.toml and `bot run` are all a bot needs. None: the model exists."""
+    from bot.corpus import corpus_size
+
+    if runtime.settings.model_dir(bot.model_name).exists():
+        return None
+    logger.info("bot %s: no model %r yet; its first run builds one", bot.name, bot.model_name)
+    done: list[str] = []
+    with runtime.store.session() as session:
+        documents = corpus_size(session, bot.corpus)
+    if not documents and bot.sources:
+        scraped = scrape_sources(runtime, bot)
+        if scraped.outcome == "error":
+            return JobResult("error", f"first run: scraping the sources of corpus {bot.corpus!r} failed: "
+                                      f"{scraped.message}")
+        done.append(scraped.message)
+        with runtime.store.session() as session:
+            documents = corpus_size(session, bot.corpus)
+    if not documents:
+        how = "its sources brought none" if bot.sources else "the bot has no sources"
+        return JobResult("error", f"model {bot.model_name!r} does not exist and corpus {bot.corpus!r} holds no texts "
+                                  f"to train it on ({how}); import some with `bot import FILE --corpus {bot.corpus}` "
+                                  "or give the bot sources in bots.toml")
+    if runtime.stopping.is_set():
+        return JobResult("cancelled", "the service was stopping")
+    trained = retrain_model(runtime, bot)
+    done.append(trained.message)
+    return JobResult("ok", "first run: " + "; ".join(done))
 
 
 def post_one(runtime: Runtime, bot: BotConfig) -> JobResult:

@@ -13,7 +13,7 @@ from sqlalchemy import (BigInteger, CheckConstraint, Column, DateTime, Float, Fo
                         MetaData, String, Table, Text, TypeDecorator, Unicode, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-NAME_LENGTH = 64  # corpus, model and bot names (bot.config.NAME_PATTERN)
+NAME_LENGTH = 64  # corpus, model and bot names (bot.names.NAME_PATTERN)
 ID = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements only an INTEGER PRIMARY KEY
 
 

@@ -5,8 +5,11 @@ import sys
 
 import pytest
 
+from bot.bots_toml import add_bot
 from bot.cli import main
-from bot.demo import DEMO_MAX_MINUTES, MIN_PENDING
+from bot.config import load_bots_file, load_settings
+from bot.demo import DEMO_MAX_MINUTES, MIN_PENDING, demo_bot_table
+from bot.errors import ConfigError
 
 
 def test_demo_runs_the_whole_job_and_leaves_candidates_to_review(
@@ -32,3 +35,35 @@ def test_demo_runs_the_whole_job_and_leaves_candidates_to_review(
     pending = json.loads(capsys.readouterr().out)
     assert len(pending) == result["pending"]
     assert [c["text"] for c in pending] == result["accepted"]
+
+    # The demo leaves a runnable review-mode bot: `bot post --bot demo` posts an approved candidate to the file.
+    home = load_settings().bot_home
+    assert (result["bots_file"], result["bots_file_action"]) == (str(home / "bots.toml"), "created")
+    assert [command for command, _ in result["next"]] == ["bot serve", "bot run", "bot post --bot demo"]
+    demo = load_bots_file(home / "bots.toml").get("demo")
+    assert demo is not None and (demo.mode, demo.platform, demo.corpus) == ("review", "file", "demo")
+    best = pending[0]["id"]
+    for argv in (["bot", "queue", "approve", str(best)], ["bot", "post", "--bot", "demo"]):
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exit_:
+            main()
+        assert exit_.value.code in (0, None), capsys.readouterr()
+    posted = [json.loads(line) for line in (home / "demo-posts.jsonl").read_text().splitlines()]
+    assert [p["text"] for p in posted] == [pending[0]["text"]]
+
+
+def test_the_demo_adds_its_bot_to_a_users_bots_toml_and_never_overwrites_one(tmp_path) -> None:
+    path = tmp_path / "bots.toml"
+    mine = '# my bots\n[[bot]]\nname = "mine"\ncorpus = "mine"\nplatform = "x"\n'
+    path.write_text(mine)
+    assert add_bot(path, "demo", demo_bot_table()).action == "added"
+    assert path.read_text().startswith(mine)  # every byte the user wrote is kept
+    assert [b.name for b in load_bots_file(path).bot] == ["mine", "demo"]
+    changed = path.read_text().replace('daily_cap = 10', 'daily_cap = 2')  # the user changes the demo's bot
+    path.write_text(changed)
+    assert add_bot(path, "demo", demo_bot_table()).action == "present"
+    assert path.read_text() == changed
+    path.write_text("[[bot]\nname = 'broken'\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        add_bot(path, "demo", demo_bot_table())
+    assert path.read_text() == "[[bot]\nname = 'broken'\n"

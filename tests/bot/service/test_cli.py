@@ -108,7 +108,7 @@ def test_run_once_exits_non_zero_when_a_job_failed(bot, tmp_path) -> None:
     config = write_bots(tmp_path / "fresh.toml", file_bot("fresh", schedule='post = "1h"\nrefill = "1h"'))
     run = bot("--config", str(config), "run", "--once")
     assert run.code == 1
-    assert run.out.startswith("fresh:refill: error: There is no model named 'fresh'")
+    assert run.out.startswith("fresh:refill: error: model 'fresh' does not exist and corpus 'fresh' holds no texts")
     assert run.err == ("Error: 1 job failed (fresh:refill); the lines above say why, and `bot status` shows each "
                        "bot's last error.\n")
 

@@ -58,11 +58,29 @@ def test_a_job_error_is_recorded_in_one_sentence(store, tmp_path) -> None:
     config = write_bots(tmp_path / "b.toml", file_bot("fb"))
     result = jobs.run_job(runtime_for(store, config), "fb", "refill")
     assert (result.outcome, result.message) == (
-        "error", "There is no model named 'fb'; train one with `bot train CORPUS --model fb`.")
+        "error", "model 'fb' does not exist and corpus 'fb' holds no texts to train it on (the bot has no sources); "
+                 "import some with `bot import FILE --corpus fb` or give the bot sources in bots.toml")
     with store.session() as s:
         run = s.scalars(select(JobRun)).one()
         assert (run.bot, run.job, run.outcome, run.message) == ("fb", "refill", "error", result.message)
         assert run.finished_at is not None and run.owner == "test"
+
+
+def test_a_new_bots_first_refill_scrapes_its_sources_then_trains_its_model_then_fills(store, tmp_path,
+                                                                                      fake_reddit: FakeReddit) -> None:
+    fake_reddit.add("python", [post(n, f"Python title number {n} about packaging and tests", subreddit="python")
+                               for n in range(60)])
+    extra = ('sources = [{ type = "reddit", subreddits = ["python"] }]\nqueue_size = 3\n'
+             '[bot.training]\npreset = "tiny"\nmax_minutes = 0.05\n[bot.filters]\nnovelty = false\nmin_words = 1')
+    config = write_bots(tmp_path / "b.toml", file_bot("fb", extra=extra))
+    runtime = runtime_for(store, config)
+    result = jobs.run_job(runtime, "fb", "refill")
+    assert result.outcome == "ok", result.message
+    assert result.message.startswith("first run: added 60 new documents to corpus 'fb'; model 'fb' retrained: ")
+    assert "; then queued 3 of 3 wanted from " in result.message
+    assert registry.load(load_settings(), "fb").info["corpus"] == "fb"
+    again = jobs.run_job(runtime, "fb", "refill")  # the model exists now: no second first run
+    assert (again.outcome, again.message) == ("nothing", "the queue holds 3 of 3 candidates")
 
 
 def test_scrape_reads_the_bots_sources_into_its_corpus(store, tmp_path, fake_reddit: FakeReddit) -> None:

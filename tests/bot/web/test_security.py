@@ -114,12 +114,50 @@ def test_the_page_never_runs_without_a_password(store) -> None:  # type: ignore[
         create_app(store, load_settings(), BotsFile())
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
-def test_bot_serve_refuses_without_a_password_on_any_address(bot, host: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1"])
+def test_bot_serve_refuses_without_a_password_on_an_address_other_machines_reach(bot, host: str) -> None:  # type: ignore[no-untyped-def]
     importlib.import_module("bot.cli.serve")  # adds `bot serve`, as bot.cli._register does
 
     run = bot("serve", "--host", host)
     assert run.code == 1 and NO_PASSWORD in run.err and run.out == ""
+
+
+def test_bot_serve_on_loopback_without_a_password_makes_one_up_for_the_run_and_asks_for_it(tmp_path) -> None:
+    import socket
+
+    import httpx
+
+    from tests.bot.service.helpers import python, wait_for
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"BOT_HOME": str(tmp_path / "home"), "BOT_REVIEW_PASSWORD": "", "PYTHONUNBUFFERED": "1"}
+    (tmp_path / "home").mkdir()
+    server = python("-m", "bot.cli", "serve", "--port", str(port), env=env)
+    base = f"http://127.0.0.1:{port}"
+    lines: list[str] = []
+
+    def password_printed() -> bool:
+        assert server.stdout is not None
+        lines.append(server.stdout.readline())
+        return lines[-1].startswith("Password for this run: ")
+
+    try:
+        wait_for(password_printed, what="`bot serve` to print the run's password")
+        password = lines[-1].split()[4]
+        assert len(password) == 16 and "set it to keep a password of your own" in lines[-1]
+        with httpx.Client(base_url=base) as client:
+            assert client.get("/", follow_redirects=False).status_code in (302, 303)  # still behind the login
+            token = csrf_of(client.get("/login").text)
+            assert client.post("/login", data={"password": "wrong", "csrf_token": token}).status_code == 401
+            token = csrf_of(client.get("/login").text)
+            assert client.post("/login", data={"password": password, "csrf_token": token},
+                               follow_redirects=False).status_code in (302, 303)
+            assert client.get("/").status_code == 200
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
 
 
 def test_a_wrong_csrf_token_on_a_state_change_is_refused(logged_in) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,206 @@
+"""`bot check`: what each bot in bots.toml still needs before `bot run` can keep it going, without posting anything.
+
+Per bot: its corpus (and whether it is big enough to learn from), its model, what posting needs (the publisher is
+built exactly as the post job builds it, so missing keys are found the same way, but nothing is sent), what its
+sources need, and its queue. Each finding says what to run next. Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from bot import registry
+from bot.config import BotConfig, BotsFile, Settings
+from bot.errors import USER_ERRORS
+from bot.store import Store
+from models.errors import ModelError
+
+Level = Literal["ok", "note", "missing"]  # "missing": `bot run` cannot keep the bot going until it is fixed
+
+# Corpus sizes, in documents. Fine-tuned from the base model, a few hundred texts give posts in the corpus's style
+# (the demo's 2,000 Hacker News titles read well; bench/RESULTS.md has the measured figures); fewer mostly repeat it.
+TOO_FEW_TEXTS = 200
+ENOUGH_TEXTS = 2000
+
+
+@dataclass
+class Finding:
+    what: str  # "corpus", "model", "posting", "sources", "queue"
+    level: Level
+    detail: str
+    next: str | None = None  # the command (or edit) that fixes it, where one does
+
+
+@dataclass
+class BotCheck:
+    name: str
+    mode: str
+    target: str
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return all(f.level != "missing" for f in self.findings)
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "mode": self.mode, "target": self.target, "ready": self.ready,
+                "findings": [asdict(f) for f in self.findings]}
+
+
+@dataclass
+class Checkup:
+    config: str | None  # the bots file read, if any
+    database: Finding
+    bots: list[BotCheck]
+
+    @property
+    def ready(self) -> bool:
+        return self.database.level != "missing" and bool(self.bots) and all(b.ready for b in self.bots)
+
+    def to_json(self) -> dict[str, object]:
+        return {"config": self.config, "ready": self.ready, "database": asdict(self.database),
+                "bots": [b.to_json() for b in self.bots]}
+
+
+def check(settings: Settings, bots: BotsFile, config: str | None, open_store: Callable[[], Store]) -> Checkup:
+    """Check every bot; `open_store()` opens the database (its failure is the database's finding)."""
+    from bot.config import mask_password
+
+    shown = mask_password(settings.database_url)
+    store: Store | None = None
+    try:
+        store = open_store()
+        database = Finding("database", "ok", f"{shown} answers and its tables are up to date")
+    except USER_ERRORS as error:
+        database = Finding("database", "missing", str(error), "check BOT_DATABASE_URL (README: Settings)")
+    try:
+        return Checkup(config, database, [check_bot(settings, bot, store) for bot in bots.bot])
+    finally:
+        if store is not None:
+            store.close()
+
+
+def check_bot(settings: Settings, bot: BotConfig, store: Store | None) -> BotCheck:
+    result = BotCheck(bot.name, bot.mode, bot.target)
+    documents = _corpus(result, bot, store)
+    _model(result, settings, bot, documents)
+    _posting(result, settings, bot)
+    _sources(result, settings, bot)
+    if store is not None:
+        _queue(result, bot, store)
+    return result
+
+
+def _corpus(result: BotCheck, bot: BotConfig, store: Store | None) -> int | None:
+    from bot.corpus import corpus_size
+
+    if store is None:
+        return None
+    with store.session() as session:
+        documents = corpus_size(session, bot.corpus)
+    if documents == 0:
+        if bot.sources:
+            result.findings.append(Finding(
+                "corpus", "note", f"corpus {bot.corpus!r} is empty; the bot's first refill under `bot run` scrapes "
+                f"its sources and trains its model first", f"bot run (or scrape now: {_scrape_command(bot)})"))
+        else:
+            result.findings.append(Finding(
+                "corpus", "missing", f"corpus {bot.corpus!r} is empty and the bot has no sources",
+                f"bot import FILE --corpus {bot.corpus} (or add sources to the bot in bots.toml)"))
+    elif documents < TOO_FEW_TEXTS:
+        result.findings.append(Finding(
+            "corpus", "note", f"corpus {bot.corpus!r} holds {documents:,} texts: enough to fine-tune the base model, "
+            f"but its posts will repeat the corpus's phrases; {TOO_FEW_TEXTS:,} or more read better",
+            _scrape_command(bot) if bot.sources else f"bot import FILE --corpus {bot.corpus}"))
+    else:
+        more = "" if documents >= ENOUGH_TEXTS else f" ({ENOUGH_TEXTS:,} or more read better still)"
+        result.findings.append(Finding("corpus", "ok", f"corpus {bot.corpus!r} holds {documents:,} texts{more}"))
+    return documents
+
+
+def _model(result: BotCheck, settings: Settings, bot: BotConfig, documents: int | None) -> None:
+    name = bot.model_name
+    if not settings.model_dir(name).exists():
+        if documents or bot.sources:
+            after = "" if documents else " once it has scraped the sources"
+            result.findings.append(Finding(
+                "model", "note", f"model {name!r} does not exist yet; the bot's first refill under `bot run` trains "
+                f"it{after} (up to {bot.training.max_minutes:g} minutes)",
+                f"bot run (or train now: bot train {bot.corpus} --model {name})" if documents else "bot run"))
+        else:
+            result.findings.append(Finding("model", "missing", f"model {name!r} does not exist yet, and there is "
+                                           "nothing to train it on", f"bot train {bot.corpus} --model {name}, once "
+                                           "the corpus holds texts"))
+        return
+    try:
+        model = registry.load(settings, name)
+    except (ModelError, *USER_ERRORS) as error:
+        result.findings.append(Finding("model", "missing", str(error),
+                                       f"bot train {bot.corpus} --model {name} --force"))
+        return
+    perplexity = model.metrics.get("valid_perplexity")
+    trained = f"held-out perplexity {perplexity:.1f}" if isinstance(perplexity, int | float) else "trained"
+    corpus = model.info.get("corpus")
+    if corpus and corpus != bot.corpus:
+        result.findings.append(Finding("model", "note", f"model {name!r} ({trained}) was trained on corpus "
+                                       f"{corpus!r}, not the bot's {bot.corpus!r}",
+                                       f"bot train {bot.corpus} --model {name} --force"))
+    else:
+        result.findings.append(Finding("model", "ok", f"model {name!r}: {trained}"))
+
+
+def _posting(result: BotCheck, settings: Settings, bot: BotConfig) -> None:
+    """The publisher, built as the post job builds it: its missing keys or folders are the post job's errors."""
+    from bot.publishers import open_publisher
+
+    try:
+        publisher = open_publisher(settings, bot)
+    except USER_ERRORS as error:
+        result.findings.append(Finding("posting", "missing", str(error)))  # the error says what to set
+        return
+    try:
+        result.findings.append(Finding("posting", "ok", f"posts to {publisher.describe()}; keys and destination "
+                                       "are set (nothing was sent)"))
+    finally:
+        publisher.close()
+
+
+def _sources(result: BotCheck, settings: Settings, bot: BotConfig) -> None:
+    if any(source.type == "x" for source in bot.sources) and not (
+            settings.x_bearer_token and settings.x_bearer_token.get_secret_value()):
+        result.findings.append(Finding("sources", "missing", "reading posts from X needs X_BEARER_TOKEN",
+                                       "set X_BEARER_TOKEN, or import an X archive with `bot import`"))
+    for source in bot.sources:
+        if source.type == "file":
+            path = source.path if source.path.is_absolute() else settings.bot_home / source.path
+            if not path.exists():
+                result.findings.append(Finding("sources", "missing", f"the source file {path} does not exist",
+                                               "create it, or change the source's path in bots.toml"))
+
+
+def _queue(result: BotCheck, bot: BotConfig, store: Store) -> None:
+    from sqlalchemy import func, select
+
+    from bot.store.schema import Candidate, Status
+
+    with store.session() as session:
+        counts = dict(session.execute(select(Candidate.status, func.count()).where(Candidate.bot == bot.name)
+                                      .group_by(Candidate.status)).all())
+    pending, approved = counts.get(Status.PENDING, 0), counts.get(Status.APPROVED, 0)
+    detail = f"{pending} pending, {approved} approved (queue_size {bot.queue_size})"
+    if bot.mode == "review" and pending and not approved:
+        result.findings.append(Finding("queue", "note", detail + "; a review-mode bot posts only approved ones",
+                                       "bot serve (or bot queue approve ID)"))
+    else:
+        result.findings.append(Finding("queue", "ok", detail))
+
+
+def _scrape_command(bot: BotConfig) -> str:
+    source = bot.sources[0]
+    if source.type == "reddit":
+        return f"bot scrape reddit {' '.join(source.subreddits)} --corpus {bot.corpus}"
+    if source.type == "x":
+        return f"bot scrape x {source.username} --corpus {bot.corpus}"
+    return f"bot import {source.path} --corpus {bot.corpus}"
