@@ -269,9 +269,12 @@ def _summary_line(report, enqueue: str | None, queue_size: int | None = None,  #
 
 
 def _report_json(report, enqueue: str | None) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    from bot.queue import SCORE_FORMAT
+
     return {
         "model": report.model, "sampled": report.sampled, "seconds": round(report.seconds, 3),
-        "accepted": [{"text": s.text, "logprob": round(s.logprob, 4), "tokens": s.tokens} for s in report.accepted],
+        "accepted": [{"text": s.text, "score": float(SCORE_FORMAT.format(report.rank(i))),
+                      "logprob": round(s.logprob, 4), "tokens": s.tokens} for i, s in enumerate(report.accepted)],
         "rejected": [{"text": s.text, "filter": r.filter, "reason": r.reason} for s, r in report.rejected],
         "rejections": report.counts,
         "enqueued": [c.id for c in report.enqueued] if enqueue else None,

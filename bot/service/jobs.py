@@ -50,6 +50,9 @@ class Runtime:
     owner: str
     reschedule: Callable[[str, datetime], None]  # (job id, when): move a job's next run
     stopping: threading.Event = field(default_factory=threading.Event)
+    # One training at a time in this process, whether a train job's or a new bot's first refill's: each uses every
+    # core, and two would only take twice as long each.
+    training: threading.Lock = field(default_factory=threading.Lock)
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -262,9 +265,10 @@ def retrain_model(runtime: Runtime, bot: BotConfig) -> JobResult:
     from bot.training import default_base, retrain
 
     base = default_base(runtime.settings) if bot.training.base else None
-    summary = retrain(runtime.store, runtime.settings, bot.corpus, bot.model_name, bot.training.preset,
-                      max_minutes=bot.training.max_minutes, stopping=runtime.stopping,
-                      lock=runtime.model_lock(bot.model_name), init_from=base)
+    with runtime.training:
+        summary = retrain(runtime.store, runtime.settings, bot.corpus, bot.model_name, bot.training.preset,
+                          max_minutes=bot.training.max_minutes, stopping=runtime.stopping,
+                          lock=runtime.model_lock(bot.model_name), init_from=base)
     return JobResult("ok", f"model {bot.model_name!r} retrained: held-out perplexity "
                            f"{summary.best.valid_perplexity:.1f} after {summary.seconds:.0f}s; it now serves")
 

@@ -158,3 +158,19 @@ def test_the_backend_starts_without_printing_tensorflows_start_up_lines() -> Non
                            env={**env, "TF_CPP_MIN_LOG_LEVEL": "0"}, check=True)
     if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
         assert "cpu_feature_guard" in asked.stderr  # asked for: shown
+
+
+def test_a_candidate_has_one_score_in_generate_and_in_the_queue(bot, tmp_path, tiny_model_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    shutil.copytree(tiny_model_dir, load_settings().model_dir("fb"))
+    config = tmp_path / "bots.toml"
+    config.write_text('[[bot]]\nname = "fb"\ncorpus = "fb"\nplatform = "file"\ndestination = "p.jsonl"\n'
+                      '[bot.filters]\nnovelty = false\nmin_words = 1\n')
+    generated = bot("--config", str(config), "generate", "fb", "--n", "12", "--seed", "5", "--enqueue", "fb",
+                    "--json").json
+    scores = {a["text"]: a["score"] for a in generated["accepted"]}
+    queued = bot("queue", "list", "--status", "pending", "--json").json
+    assert len(queued) == len(scores) > 0
+    assert {c["text"]: c["score"] for c in queued} == scores  # no base here: the model's own mean log-probability
+    assert all(c["score"] == round(c["logprob"] / c["tokens"], 2) for c in queued)
+    table = bot("queue", "list", "--status", "pending").out
+    assert all(f"{c['score']:.2f}" in table for c in queued)  # the table shows the same numbers
