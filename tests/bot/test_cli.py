@@ -137,7 +137,8 @@ def test_train_generate_and_review(bot, tmp_path: Path) -> None:  # type: ignore
     assert shown["config"]["hidden_dim"] == 32 and [h["epoch"] for h in shown["metrics"]["history"]] == [1, 2, 3]
 
     config = tmp_path / "bots.toml"  # --enqueue needs a bot that bots.toml names
-    config.write_text('[[bot]]\nname = "hn"\ncorpus = "hn"\nplatform = "file"\ndestination = "hn.jsonl"\n')
+    config.write_text('[[bot]]\nname = "hn"\ncorpus = "hn"\nplatform = "file"\ndestination = "hn.jsonl"\n'
+                      'queue_size = 50\n')  # room for every accepted one (test_first_hour checks the limit)
     generated = bot("--config", str(config), "generate", "t", "--n", "30", "--seed", "4", "--temperature", "0.9",
                     "--max-tokens", "25", "--enqueue", "hn", "--json").json
     assert generated["sampled"] == 30 and len(generated["accepted"]) == len(generated["enqueued"]) > 0
