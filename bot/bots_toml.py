@@ -14,8 +14,10 @@ from pydantic import ValidationError
 
 from bot.config import BotsFile, load_bots_file
 from bot.errors import ConfigError
+from bot.platforms import NAMES, SOURCES, SourceKind
+from bot.platforms import PLATFORMS as PLATFORM_SPECS
 
-PLATFORMS = ("file", "reddit", "x")  # what `bot init --platform` writes a starting bot for
+PLATFORMS = NAMES  # what `bot init --platform` writes a starting bot for: every platform
 
 _HEADER = """\
 # bots.toml: the bots `bot run` keeps going, one [[bot]] table each (README: "Running bots").
@@ -25,25 +27,31 @@ _HEADER = """\
 
 COMMENT_COLUMN = 36  # where the comments of a table's lines start
 
-_FIRST_RUN = {
-    "file": ("bot import posts.txt --corpus {corpus}", "a text per line; or .csv, .jsonl, an X archive"),
-    "reddit": ("bot scrape reddit {sub} --corpus {corpus}", "no keys needed to read"),
-    "x": ("bot scrape x {account} --corpus {corpus}", "needs X_BEARER_TOKEN; or import an X archive"),
-}
-
-_EXAMPLE_SUB, _EXAMPLE_ACCOUNT = "showerthoughts", "jack"  # what a starting bot learns from, until changed
-
-
 def _first_run(platform: str, name: str, corpus: str) -> str:
-    get, why = _FIRST_RUN[platform]
-    steps = [(get.format(corpus=corpus, sub=_EXAMPLE_SUB, account=_EXAMPLE_ACCOUNT), why),
-             (f"bot train {corpus} --model {name}", "fine-tunes the base model nnbot ships; minutes on a CPU"),
+    source = _example_source(platform)
+    get = (source.command(source_model(source), corpus), source.about) if source else (
+        f"bot import posts.txt --corpus {corpus}", "a text per line; or .csv, .jsonl, an X archive")
+    steps = [get, (f"bot train {corpus} --model {name}", "fine-tunes the base model nnbot ships; minutes on a CPU"),
              ("bot check", "says what is still missing, per bot"),
              ("bot run", "refills the queue at once, then posts on the schedule"),
              ("bot serve", "the review page: a review-mode bot posts only what you approve there")]
     width = max(len(step) for step, _ in steps) + 2
     return ("# The first run, in order:\n" + "".join(f"#   {step.ljust(width)}# {why}\n" for step, why in steps)
             + "# A corpus of a few hundred texts is enough to start from the base model; a few thousand read better.\n")
+
+
+def _example_source(platform: str) -> SourceKind | None:
+    """The source a starting bot on `platform` learns from: the platform's own kind, where there is one."""
+    return SOURCES.get(platform)
+
+
+def source_model(kind: SourceKind) -> object:
+    """`kind`'s example as the validated model a bots.toml would give."""
+    from pydantic import TypeAdapter
+
+    from bot.config import Source
+
+    return TypeAdapter(Source).validate_python(tomllib.loads(f"s = {kind.example}")["s"])
 
 
 def _lines(rows: list[tuple[str, str]]) -> str:
@@ -70,23 +78,19 @@ def bot_table(*, name: str, corpus: str, platform: str, mode: str, post: str, da
               destination: str | None = None) -> str:
     """One commented [[bot]] table for `platform`; `destination` replaces the platform's example one."""
     q = _toml_string
-    where: list[tuple[str, str]] = {
-        "file": [("platform = \"file\"", "appends each post as a JSON line: a dry run that leaves a record"),
-                 (f"destination = {q(destination or name + '-posts.jsonl')}", "relative to BOT_HOME, or absolute")],
-        "reddit": [("platform = \"reddit\"",
-                    "needs REDDIT_CLIENT_ID, REDDIT_CLIENT_SECRET, REDDIT_USERNAME, REDDIT_PASSWORD"),
-                   (f"destination = {q(destination or 'r/test')}", "the subreddit it posts to, as REDDIT_USERNAME")],
-        "x": [("platform = \"x\"", "posts as the account of X_ACCESS_TOKEN; needs X_API_KEY, X_API_SECRET, "
-                                    "X_ACCESS_TOKEN, X_ACCESS_TOKEN_SECRET")],
-    }[platform]
-    sources = {
-        "file": ("# sources = [{ type = \"file\", path = \"posts.txt\" }]", "read again by the scrape job"),
-        "reddit": (f"sources = [{{ type = \"reddit\", subreddits = [{q(_EXAMPLE_SUB)}], time = \"week\" }}]",
-                   "top posts; no keys needed"),
-        "x": (f"sources = [{{ type = \"x\", username = {q(_EXAMPLE_ACCOUNT)} }}]", "needs X_BEARER_TOKEN"),
-    }[platform]
+    spec = PLATFORM_SPECS[platform]
+    needs = f"; needs {', '.join(spec.credentials)}" if spec.credentials else ""
+    where: list[tuple[str, str]] = [(f"platform = {q(platform)}", spec.about + needs)]
+    if spec.destination:
+        example = (spec.example_destination or "").format(name=name)
+        where.append((f"destination = {q(destination or example)}", spec.destination))
+    kind = _example_source(platform)
+    if kind is None:
+        sources = ("# sources = []", "where the scrape job reads texts (README: Running bots)")
+    else:
+        sources = (("" if kind.example_ready else "# ") + f"sources = [{kind.example}]", kind.about)
     scrape = ("scrape = \"1d\"", "read the sources again; only new texts are added")
-    if platform == "file":
+    if kind is None or not kind.example_ready:
         scrape = ("# " + scrape[0], scrape[1])
     return (_lines([("[[bot]]", ""), (f"name = {q(name)}", ""),
                     (f"corpus = {q(corpus)}", "the texts its model learns from (bot corpus list)"),

@@ -168,16 +168,12 @@ def _posting(result: BotCheck, settings: Settings, bot: BotConfig) -> None:
 
 
 def _sources(result: BotCheck, settings: Settings, bot: BotConfig) -> None:
-    if any(source.type == "x" for source in bot.sources) and not (
-            settings.x_bearer_token and settings.x_bearer_token.get_secret_value()):
-        result.findings.append(Finding("sources", "missing", "reading posts from X needs X_BEARER_TOKEN",
-                                       "set X_BEARER_TOKEN, or import an X archive with `bot import`"))
+    from bot.platforms import SOURCES
+
     for source in bot.sources:
-        if source.type == "file":
-            path = source.path if source.path.is_absolute() else settings.bot_home / source.path
-            if not path.exists():
-                result.findings.append(Finding("sources", "missing", f"the source file {path} does not exist",
-                                               "create it, or change the source's path in bots.toml"))
+        missing = SOURCES[source.type].missing(settings, source)
+        if missing:
+            result.findings.append(Finding("sources", "missing", missing))
 
 
 def _queue(result: BotCheck, bot: BotConfig, store: Store) -> None:
@@ -198,9 +194,7 @@ def _queue(result: BotCheck, bot: BotConfig, store: Store) -> None:
 
 
 def _scrape_command(bot: BotConfig) -> str:
+    from bot.platforms import SOURCES
+
     source = bot.sources[0]
-    if source.type == "reddit":
-        return f"bot scrape reddit {' '.join(source.subreddits)} --corpus {bot.corpus}"
-    if source.type == "x":
-        return f"bot scrape x {source.username} --corpus {bot.corpus}"
-    return f"bot import {source.path} --corpus {bot.corpus}"
+    return SOURCES[source.type].command(source, bot.corpus)

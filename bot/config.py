@@ -23,8 +23,10 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
-from bot.filters import PLATFORMS, FilterConfig
+from bot.filters import FilterConfig
 from bot.names import check_name
+from bot.platforms import NAMES as PLATFORMS
+from bot.platforms import PLATFORMS as PLATFORM_SPECS
 from models.config import DEFAULT_RARE_WORDS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 
 APP_NAME = "nnbot"
@@ -392,7 +394,7 @@ class BotConfig(_Strict):
     model: Name | None = None  # default: the bot's name
     sources: list[Source] = []
     platform: Literal[PLATFORMS] = "file"  # type: ignore[valid-type]
-    destination: str | None = None  # subreddit for reddit, output file for file; X posts to the account itself
+    destination: str | None = None  # what the platform needs (bot.platforms): a subreddit, a file; X needs none
     mode: Literal["review", "autonomous"] = "review"
     schedule: ScheduleConfig = ScheduleConfig()
     sampling: SamplingConfig = SamplingConfig()
@@ -408,8 +410,9 @@ class BotConfig(_Strict):
 
     @model_validator(mode="after")
     def _destination_needed(self) -> BotConfig:
-        if self.platform in ("reddit", "file") and not self.destination:
-            raise ValueError(f"platform {self.platform!r} needs a destination (a subreddit or a file path)")
+        needs = PLATFORM_SPECS[self.platform].destination
+        if needs and not self.destination:
+            raise ValueError(f"platform {self.platform!r} needs a destination ({needs})")
         return self
 
     @property

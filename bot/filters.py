@@ -13,29 +13,18 @@ from functools import partial
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bot.errors import ConfigError
 from bot.novelty import NoveltyCheck, normalize, split_words
+from bot.platforms import URL_PATTERN, Platform
+from bot.platforms import platform as platform_named
 from scrapers.text import CONTROL, printable
 
 logger = logging.getLogger(__name__)
 
 Predicate = Callable[[str], str | None]  # a filter: the text in, None (keep) or the reason it rejects out
 
-PLATFORMS = ("reddit", "x", "file")  # "file": the dry-run publisher, which writes posts to a file
 CONTROLS = "controls"  # the filter that always runs, first: no post may hold a control character
 FILTER_NAMES = (CONTROLS, "length", "novelty", "duplicate", "blocklist", "mentions", "links")  # the order they run in
-
-X_MAX_CHARS = 280  # characters in a post on X
-X_URL_CHARS = 23  # characters X counts for any link, whatever its length (t.co wrapping)
-REDDIT_TITLE_MAX_CHARS = 300  # characters in a Reddit post title
-PLATFORM_MAX_CHARS: dict[str, int | None] = {"reddit": REDDIT_TITLE_MAX_CHARS, "x": X_MAX_CHARS, "file": None}
-
-# Whether a platform allows @mentions and links when the config does not say. X: automated posts must carry no
-# unsolicited @mentions, and a bot's links read as spam.
-MENTIONS_ALLOWED: dict[str, bool] = {"reddit": True, "x": False, "file": True}
-LINKS_ALLOWED: dict[str, bool] = {"reddit": True, "x": False, "file": True}
-
-URL_PATTERN = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)  # a link, as X shortens and counts it
+# Each platform's length limit, how it counts, and whether it allows mentions and links: `bot.platforms`.
 MENTION_PATTERN = re.compile(r"(?<![\w.+-])@\w+")  # "@name", but not the "@" inside an e-mail address
 
 # Words a public bot must not post, whatever its corpus says: strong profanity and slurs, each inflection
@@ -75,12 +64,12 @@ class FilterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt option is an error, not silently ignored
 
     min_words: int = Field(default=3, ge=1)  # words, counted as the novelty index counts them
-    max_chars: int | None = Field(default=None, ge=1)  # characters; None: the platform's (and never above it)
+    max_chars: int | None = Field(default=None, ge=1)  # as the platform counts; None: its limit (never above it)
     novelty: bool = True  # reject copies of the corpus (when a novelty index is given)
     blocklist: list[str] = []  # words or phrases, added to DEFAULT_BLOCKLIST
     default_blocklist: bool = True  # include DEFAULT_BLOCKLIST
-    allow_mentions: bool | None = None  # None: the platform's default (MENTIONS_ALLOWED)
-    allow_links: bool | None = None  # None: the platform's default (LINKS_ALLOWED)
+    allow_mentions: bool | None = None  # None: the platform's default (bot.platforms)
+    allow_links: bool | None = None  # None: the platform's default (bot.platforms)
 
     @field_validator("blocklist")
     @classmethod
@@ -91,10 +80,8 @@ class FilterConfig(BaseModel):
 
 
 def platform_length(text: str, *, platform: str) -> int:
-    """Characters `text` counts as on `platform`: on X every link counts as X_URL_CHARS."""
-    if platform == "x":
-        return len(URL_PATTERN.sub("_" * X_URL_CHARS, text))
-    return len(text)
+    """Characters `text` counts as on `platform` (on X every link counts as 23)."""
+    return platform_named(platform).length(text)
 
 
 def check_controls(text: str) -> str | None:
@@ -111,8 +98,9 @@ def check_length(text: str, *, min_words: int, max_chars: int | None, platform: 
         return f"has {words} word{'' if words == 1 else 's'} (minimum {min_words})"
     if max_chars is None:
         return None
-    length = platform_length(text, platform=platform)
-    return f"is {length} characters long (limit {max_chars})" if length > max_chars else None
+    where = platform_named(platform)
+    length = where.length(text)
+    return f"is {length} {where.unit} long (limit {max_chars})" if length > max_chars else None
 
 
 def check_blocklist(text: str, *, pattern: re.Pattern[str]) -> str | None:
@@ -160,11 +148,10 @@ class FilterSet:
         novelty: NoveltyCheck | None = None,
         existing: Iterable[str] = (),
     ) -> None:
-        if platform not in PLATFORMS:
-            raise ConfigError(f"Unknown platform {platform!r}; use one of {', '.join(PLATFORMS)}.")
+        where = platform_named(platform)  # ConfigError for an unknown one
         self._existing = {normalize(text) for text in existing}  # normalised texts queued or posted
         self._batch: set[str] = set()  # normalised texts accepted by this set
-        self._filters = self._active_filters(config, platform=platform, novelty=novelty)
+        self._filters = self._active_filters(config, platform=where, novelty=novelty)
         self.names: tuple[str, ...] = tuple(name for name, _ in self._filters)  # only the filters that run
 
     def check(self, text: str) -> Rejection | None:
@@ -206,11 +193,11 @@ class FilterSet:
         return None
 
     def _active_filters(
-        self, config: FilterConfig, *, platform: str, novelty: NoveltyCheck | None
+        self, config: FilterConfig, *, platform: Platform, novelty: NoveltyCheck | None
     ) -> list[tuple[str, Predicate]]:
         """(name, predicate) for each filter the config and platform turn on, in FILTER_NAMES order."""
         max_chars = _max_chars(config, platform=platform)
-        length = partial(check_length, min_words=config.min_words, max_chars=max_chars, platform=platform)
+        length = partial(check_length, min_words=config.min_words, max_chars=max_chars, platform=platform.name)
         filters: list[tuple[str, Predicate]] = [(CONTROLS, check_controls), ("length", length)]
         if config.novelty and novelty is not None:
             filters.append(("novelty", novelty.check))
@@ -219,16 +206,16 @@ class FilterSet:
         pattern = blocklist_pattern(terms)
         if pattern is not None:
             filters.append(("blocklist", partial(check_blocklist, pattern=pattern)))
-        if not _allowed(config.allow_mentions, MENTIONS_ALLOWED[platform]):
+        if not _allowed(config.allow_mentions, platform.mentions_allowed):
             filters.append(("mentions", check_mentions))
-        if not _allowed(config.allow_links, LINKS_ALLOWED[platform]):
+        if not _allowed(config.allow_links, platform.links_allowed):
             filters.append(("links", check_links))
         return filters
 
 
-def _max_chars(config: FilterConfig, *, platform: str) -> int | None:
-    """The character limit in force: the configured one, but never above what the platform accepts."""
-    limits = [limit for limit in (config.max_chars, PLATFORM_MAX_CHARS[platform]) if limit is not None]
+def _max_chars(config: FilterConfig, *, platform: Platform) -> int | None:
+    """The length limit in force: the configured one, but never above what the platform accepts."""
+    limits = [limit for limit in (config.max_chars, platform.max_length) if limit is not None]
     return min(limits, default=None)
 
 

@@ -29,12 +29,12 @@ from sqlalchemy.orm import Session
 from bot.config import BotConfig, BotsFile, Settings
 from bot.errors import BotError, NotFoundError, QueueError
 from bot.filters import CONTROLS, FilterSet, Rejection, check_controls
+from bot.platforms import platform
 from bot.processes import owner_gone, process_owner
 from bot.publishers import Outcome, Posted, Publisher, PublishError, open_publisher
 from bot.queue import best_first
 from bot.store import Store, insert_ignoring_conflict
 from bot.store.schema import BotState, Candidate, Status, utcnow
-from scrapers.reddit import subreddit_name
 
 logger = logging.getLogger(__name__)
 
@@ -365,14 +365,7 @@ def preview(store: Store, settings: Settings, bot: BotConfig, *, candidate_id: i
 
 
 def _where(settings: Settings, bot: BotConfig) -> str:
-    from bot.publishers import file_destination
-
-    if bot.platform == "reddit":
-        user = f" as u/{settings.reddit_username}" if settings.reddit_username else ""
-        return f"r/{subreddit_name(bot.destination or '')} on Reddit{user}"
-    if bot.platform == "x":
-        return "the X account of X_ACCESS_TOKEN"
-    return f"the file {file_destination(settings, bot.destination or '')}"
+    return platform(bot.platform).where(settings, bot)
 
 
 # ---- crashes and reconciling
@@ -447,7 +440,7 @@ def reconcile(store: Store, settings: Settings, bots: BotsFile, *, bot_name: str
 
 
 def _match(store: Store, bot: BotConfig, candidates: list[Candidate], recent: list, result: ReconcileResult) -> None:
-    destination = subreddit_name(bot.destination or "").lower() if bot.platform == "reddit" else ""
+    holds = platform(bot.platform).holds
     with store.session() as session:
         # A post already credited to a candidate, of this bot or of another bot on the same account or file, is
         # not this one; and where the platform says which bot posted (the file), only this bot's posts count.
@@ -457,7 +450,7 @@ def _match(store: Store, bot: BotConfig, candidates: list[Candidate], recent: li
             match = next((p for p in recent if p.remote_id not in taken and _same_text(p.text, candidate.text)
                           and (p.bot is None or p.bot == bot.name)
                           and (p.created_at is None or p.created_at >= since)
-                          and (bot.platform != "reddit" or (p.destination or "").lower() == destination)), None)
+                          and holds(bot, p)), None)
             if match is None:
                 session.execute(update(Candidate).where(Candidate.id == candidate.id,
                                                         Candidate.status == Status.UNKNOWN)

@@ -62,6 +62,13 @@ def join(pieces: Iterable[str]) -> str:
     return text[len(DUMMY_PREFIX):] if text.startswith(DUMMY_PREFIX) else text
 
 
+def piece_count(text: str) -> int:
+    """The pieces a reader sees in `text`: its words, numbers, links, tags and marks. Not the whitespace between
+    them, and not the case markers a cased tokenizer encodes before a capitalised word (`<maj>`, `<up>`), which
+    count as tokens of a sample but are no part of its text."""
+    return sum(1 for piece in split(text) if not piece.isspace())
+
+
 MAJ, UP = "<maj>", "<up>"  # the next piece's first letter is upper case / all of its letters are
 MARKERS = (MAJ, UP)
 # Shapes of rare pieces, each with and without the leading space; "<unk:word>" is a word after a space.

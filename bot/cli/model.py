@@ -208,7 +208,8 @@ def generate(
 ) -> None:
     """Sample texts from a model, filter them, and print them (or queue them for a bot)."""
     from bot.cli import context, output
-    from bot.filters import PLATFORMS, FilterConfig
+    from bot.filters import FilterConfig
+    from bot.platforms import NAMES as PLATFORMS
     from bot.generation import generate as run
     from models.sampler import SamplingSettings
     from scrapers.text import printable

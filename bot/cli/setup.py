@@ -9,8 +9,8 @@ import typer
 
 from bot.cli import app
 from bot.cli.options import JSON
+from bot.platforms import NAMES as PLATFORMS  # light: `bot --help` imports it
 
-PLATFORMS = ("file", "reddit", "x")  # bot.bots_toml.PLATFORMS, here so that `bot --help` imports nothing heavy
 MARKS = {"ok": "ok  ", "note": "note", "missing": "MISSING"}
 
 

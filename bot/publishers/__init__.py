@@ -1,6 +1,6 @@
 """Publishers: one module per platform behind `base.Publisher`; `open_publisher` picks the bot's.
 
-Adding a platform means one module and one line in `open_publisher`.
+Adding a platform means its publisher module here and its entry in `bot.platforms.PLATFORMS`.
 """
 
 from __future__ import annotations
@@ -30,20 +30,8 @@ def file_destination(settings: Settings, destination: str) -> Path:
 
 
 def open_publisher(settings: Settings, bot: BotConfig) -> Publisher:
-    """The publisher for `bot`'s platform and destination; `ConfigError` when credentials are missing."""
-    if bot.platform == "reddit":
-        from bot.publishers.reddit import RedditPublisher
+    """The publisher for `bot`'s platform and destination (`bot.platforms`); `ConfigError` when settings are
+    missing."""
+    from bot.platforms import platform
 
-        assert bot.destination  # BotConfig requires one for reddit
-        return RedditPublisher(settings, subreddit=bot.destination, body=bot.reddit.body,
-                               flair_id=bot.reddit.flair_id, flair_text=bot.reddit.flair_text)
-    if bot.platform == "x":
-        from bot.publishers.x import XPublisher
-
-        return XPublisher(settings)
-    if bot.platform == "file":
-        from bot.publishers.file import FilePublisher
-
-        assert bot.destination
-        return FilePublisher(file_destination(settings, bot.destination), bot=bot.name)
-    raise ConfigError(f"Bot {bot.name!r} posts to {bot.platform!r}, which nnbot cannot post to.")
+    return platform(bot.platform).open(settings, bot)

@@ -231,30 +231,17 @@ def post_one(runtime: Runtime, bot: BotConfig) -> JobResult:
 
 
 def scrape_sources(runtime: Runtime, bot: BotConfig) -> JobResult:
-    """Bring the bot's `sources` into its corpus; rate limits end the run (the next one continues)."""
-    from bot import scraping
-    from bot.corpus import add_documents
-    from scrapers.files import read_documents
+    """Bring the bot's `sources` into its corpus (`bot.platforms.SOURCES`); rate limits end the run (the next one
+    continues)."""
+    from bot.platforms import SOURCES
 
     if not bot.sources:
         return JobResult("nothing", "the bot has no sources to scrape")
-    store, settings = runtime.store, runtime.settings
     added, errors = 0, []
     for source in bot.sources:
-        if source.type == "reddit":
-            summaries = scraping.scrape_reddit(store, settings, bot.corpus, source.subreddits, sort=source.sort,
-                                               time=source.time, limit=source.limit, no_wait=True)
-        elif source.type == "x":
-            summaries = [scraping.scrape_x(store, settings, bot.corpus, source.username, limit=source.limit,
-                                           no_wait=True)]
-        else:
-            path = source.path if source.path.is_absolute() else settings.bot_home / source.path
-            documents = read_documents(path, format=source.format, column=source.column)
-            with store.session() as session:
-                added += add_documents(session, bot.corpus, documents).added
-            continue
-        added += sum(s.added for s in summaries)
-        errors += [f"{s.source}: {s.error}" for s in summaries if s.error]
+        more, failed = SOURCES[source.type].scrape(runtime.store, runtime.settings, bot.corpus, source)
+        added += more
+        errors += failed
     if errors:
         return JobResult("error", f"added {added} new documents; " + " ".join(errors))
     return JobResult("ok", f"added {added} new documents to corpus {bot.corpus!r}")

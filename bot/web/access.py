@@ -47,11 +47,15 @@ def refuse_csrf(request: Request, error: Exception) -> Response:
     return PlainTextResponse(CSRF_REFUSED, status_code=403)
 
 
-def redirect_with_flash(request: Request, path: str, message: str) -> Response:
-    """Post/Redirect/Get: the next page shows `message` once (it travels in the signed session cookie)."""
+def redirect_with_flash(request: Request, path: str, message: str, *, error: bool = False,
+                        about: int | None = None) -> Response:
+    """Post/Redirect/Get: the next page shows `message` once (it travels in the signed session cookie); with `error`,
+    as an error, beside candidate `about` where that page lists it."""
     from bot.web.rendering import FLASH_MAX_CHARS
 
     response = RedirectResponse(path, status_code=SEE_OTHER)
     session = {**request.state.session, "flash": message[:FLASH_MAX_CHARS]}
+    if error:
+        session["flash_error"] = about if about is not None else True
     request.app.state.sessions.save(request, response, session)
     return response

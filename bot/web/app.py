@@ -30,6 +30,7 @@ def create_app(store: Store, settings: Settings, bots: BotsFile, *,
     app.state.sessions = Sessions(secret_key(settings.bot_home), password)
     app.state.limiter = LoginLimiter()
     app.state.templates = environment()
+    app.state.drafts = queue.Drafts()
     app.add_middleware(SameOrigin)
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))

@@ -11,9 +11,10 @@ from bot import queue, registry
 from bot.config import BotConfig, Settings
 from bot.errors import BotError
 from bot.filters import FilterSet, Rejection
-from bot.generation import generate, novelty_index
+from bot.generation import generate, novelty_index, reader
 from bot.store import Store
 from models.sampler import Sample, SamplingSettings
+from models.tokenizer import piece_count
 
 MAX_SAMPLES = 50  # samples one request may ask for: sampling runs while the person waits
 SEED_RANGE = 2**31  # seeds drawn for a try, recorded with what is queued so it can be sampled again
@@ -25,13 +26,21 @@ class Tried:
 
     text: str
     logprob: float
-    tokens: int
+    tokens: int  # the model's tokens, case markers and <eos> included: what its log-probability is summed over
     rejection: Rejection | None  # the first filter that would refuse it; None: it would be queued
+    plausibility: float | None = None  # the base model's mean log-probability per piece, where it read the sample
 
     @property
-    def score(self) -> float:
-        """Mean log-probability per token, the queue's score."""
-        return self.logprob / max(self.tokens, 1)
+    def score(self) -> str:
+        """The queue's one score (`bot.queue.score`), as the queue shows it: the base model's where it scored the
+        sample, else the bot's own model's mean log-probability per token."""
+        own = self.logprob / max(self.tokens, 1)
+        return queue.SCORE_FORMAT.format(own if self.plausibility is None else self.plausibility)
+
+    @property
+    def pieces(self) -> int:
+        """The words and marks of the text (case markers are tokens, not words)."""
+        return piece_count(self.text)
 
 
 def try_model(store: Store, settings: Settings, bot: BotConfig, *, n: int, temperature: float, top_p: float,
@@ -44,7 +53,8 @@ def try_model(store: Store, settings: Settings, bot: BotConfig, *, n: int, tempe
     seed = secrets.randbelow(SEED_RANGE)
     report = generate(store, settings, bot.model_name, n=n, sampling=sampling, prefix=prefix, seed=seed,
                       platform=bot.platform, filters=bot.filters)
-    tried = [Tried(s.text, s.logprob, s.tokens, None) for s in report.accepted]
+    tried = [Tried(s.text, s.logprob, s.tokens, None, report.plausibility.get(i))
+             for i, s in enumerate(report.accepted)]
     tried += [Tried(s.text, s.logprob, s.tokens, rejection) for s, rejection in report.rejected]
     record = queue.SamplingRecord(model=bot.model_name, temperature=temperature, top_k=bot.sampling.top_k,
                                   top_p=top_p, prefix=prefix or None, seed=seed)
@@ -77,5 +87,7 @@ def send(store: Store, settings: Settings, bot: BotConfig, samples: Sequence[Sam
                 kept.append(sample)
             else:
                 refused.append((sample.text, rejection))
-        rows = queue.enqueue(session, bot.name, kept, record)
+        scorer = reader(settings) if kept else None  # scored as `bot run` scores what it queues: one score
+        scores = scorer.score([s.text for s in kept]).mean if scorer is not None else ()
+        rows = queue.enqueue(session, bot.name, kept, record, {i: float(v) for i, v in enumerate(scores)})
         return Sent([row.id for row in rows], refused)

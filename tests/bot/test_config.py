@@ -102,7 +102,7 @@ def test_a_good_bots_file(tmp_path: Path) -> None:
     (GOOD.replace('platform = "reddit"', 'platfrom = "reddit"'),
      "line 8: bot 'hn' field platfrom: Extra inputs are not permitted."),
     (GOOD.replace('destination = "r/test"\n', ""),
-     "line 5: bot 'hn' field (table): platform 'reddit' needs a destination (a subreddit or a file path)."),
+     "line 5: bot 'hn' field (table): platform 'reddit' needs a destination (the subreddit it posts to)."),
     (GOOD.replace('name = "tweets"', 'name = "hn"'),
      "line 15: bot 'hn' field name: an earlier [[bot]] has this name already; give each bot a name of its own."),
     (GOOD.replace('name = "hn"', 'name = "h n"'),

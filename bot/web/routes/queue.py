@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi import Path as FastAPIPath
@@ -19,6 +21,7 @@ from bot.errors import NotFoundError, QueueError
 from bot.filters import FILTER_NAMES, FilterSet
 from bot.names import MAX_ID
 from bot.queue import list_candidates
+from bot.service import lease
 from bot.service.scheduler import next_runs
 from bot.store.schema import Candidate, Status
 from bot.web import review
@@ -28,9 +31,8 @@ from bot.web.rendering import render
 router = APIRouter()
 
 POSTED_SHOWN = 200  # posted candidates the history shows, newest first
-CONFLICT = 409  # the candidate is not in a state that allows the action (or changed meanwhile)
-UNPROCESSABLE = 422  # the edit does not pass the filters
-NOT_FOUND = 404
+DRAFTS_KEPT = 100  # refused edits kept for the page a person is sent back to; the oldest is dropped past this
+MAX_BOT_NAME_CHARS = 100  # characters of the bot filter a form carries back to its page
 
 
 @dataclass
@@ -69,9 +71,30 @@ def _bot_names(session: Session, bots: BotsFile) -> list[str]:
     return known + others
 
 
+def _approved(session: Session) -> list[Candidate]:
+    return list(session.scalars(select(Candidate).where(Candidate.status == Status.APPROVED)
+                                .order_by(Candidate.approved_at, Candidate.id)))  # posting.next_candidate's order
+
+
+def _problems(session: Session, bot: str | None) -> list[Candidate]:
+    query = select(Candidate).where(Candidate.status.in_((Status.UNKNOWN, Status.FAILED)))
+    if bot:
+        query = query.where(Candidate.bot == bot)
+    return list(session.scalars(query.order_by(Candidate.updated_at.desc(), Candidate.id)))
+
+
+def listed(request: Request, path: str, bot: str | None) -> list[int]:
+    """The ids of the candidates a page that acts on them lists, top to bottom."""
+    with request.app.state.store.session() as session:
+        if path == "/problems":
+            return [c.id for c in _problems(session, bot)]
+        candidates = list_candidates(session, status=Status.PENDING) if path == "/" else _approved(session)
+    return [c.id for s in _sections(request.app.state.bots, candidates, bot) for c in s.candidates]
+
+
 def pending_page(request: Request, bot: str | None) -> dict[str, Any]:
     with request.app.state.store.session() as session:
-        candidates = list_candidates(session, status=Status.PENDING)
+        candidates = list_candidates(session, status=Status.PENDING)  # best first (bot.queue.best_first)
         names = _bot_names(session, request.app.state.bots)
     return {"title": "Pending", "sections": _sections(request.app.state.bots, candidates, bot), "bot_names": names,
             "chosen": bot or "", "version": review.version, "drafts": {}, "page_class": "pending"}
@@ -80,15 +103,15 @@ def pending_page(request: Request, bot: str | None) -> dict[str, Any]:
 def approved_page(request: Request, bot: str | None) -> dict[str, Any]:
     store = request.app.state.store
     with store.session() as session:
-        candidates = list(session.scalars(select(Candidate).where(Candidate.status == Status.APPROVED)
-                                          .order_by(Candidate.approved_at, Candidate.id)))  # posting.next_candidate
+        candidates = _approved(session)
         names = _bot_names(session, request.app.state.bots)
-    runs = next_runs(store)
+    running = lease.holder(store) is not None  # a job table's times mean nothing while no `bot run` holds the lease
+    runs = next_runs(store) if running else {}
     sections = _sections(request.app.state.bots, candidates, bot)
     for section in sections:
         section.next_post = runs.get(f"{section.bot}:post")
     return {"title": "Approved", "sections": sections, "bot_names": names, "chosen": bot or "",
-            "version": review.version}
+            "version": review.version, "running": running}
 
 
 def posted_page(request: Request, bot: str | None) -> dict[str, Any]:
@@ -105,14 +128,31 @@ def posted_page(request: Request, bot: str | None) -> dict[str, Any]:
 
 def problems_page(request: Request, bot: str | None) -> dict[str, Any]:
     with request.app.state.store.session() as session:
-        query = select(Candidate).where(Candidate.status.in_((Status.UNKNOWN, Status.FAILED)))
-        if bot:
-            query = query.where(Candidate.bot == bot)
-        candidates = list(session.scalars(query.order_by(Candidate.updated_at.desc(), Candidate.id)))
+        candidates = _problems(session, bot)
         names = _bot_names(session, request.app.state.bots)
     unknown_bots = sorted({c.bot for c in candidates if c.status == Status.UNKNOWN})
     return {"title": "Problems", "candidates": candidates, "bot_names": names, "chosen": bot or "",
             "unknown_bots": unknown_bots, "version": review.version}
+
+
+class Drafts:
+    """Edits the filters refused, kept in memory for the page the person is sent back to (a draft can be far longer
+    than a cookie holds): one per login, taken when that page shows it."""
+
+    def __init__(self, most: int = DRAFTS_KEPT) -> None:
+        self._kept: OrderedDict[str, tuple[int, str]] = OrderedDict()  # login id -> (candidate id, text)
+        self._most = most
+
+    def keep(self, session: dict[str, Any], candidate_id: int, text: str) -> None:
+        sid = str(session.get("sid"))
+        self._kept.pop(sid, None)
+        self._kept[sid] = (candidate_id, text)
+        while len(self._kept) > self._most:
+            self._kept.popitem(last=False)
+
+    def take(self, session: dict[str, Any]) -> dict[int, str]:
+        kept = self._kept.pop(str(session.get("sid")), None)
+        return dict([kept]) if kept else {}
 
 
 PAGES: dict[str, tuple[Callable[[Request, str | None], dict[str, Any]], str]] = {
@@ -121,13 +161,14 @@ PAGES: dict[str, tuple[Callable[[Request, str | None], dict[str, Any]], str]] = 
 }
 
 
-def _show(request: Request, path: str, bot: str | None, *, error: str | None = None, status_code: int = 200,
-          drafts: dict[int, str] | None = None) -> Response:
+def _show(request: Request, path: str, bot: str | None) -> Response:
     build, template = PAGES[path]
     context = build(request, bot)
-    if drafts:
-        context["drafts"] = drafts
-    return render(request, template, {**context, "error": error}, status_code=status_code)
+    if "drafts" in context:
+        context["drafts"] = request.app.state.drafts.take(request.state.session)
+    context["listed"] = ({c.id for s in context["sections"] for c in s.candidates} if "sections" in context
+                         else {c.id for c in context["candidates"]})
+    return render(request, template, context)
 
 
 @router.get("/")
@@ -150,10 +191,19 @@ def problems(request: Request, session: Annotated[dict, Depends(logged_in)], bot
     return _show(request, "/problems", bot)
 
 
+ACTION_PAGES = ("/", "/approved", "/problems")  # the pages whose candidates a person acts on
+
+
 def _back(form: FormData) -> str:
     """The page an action returns to: one of ours, never a URL the form names (no open redirect)."""
     back = form.get("back")
-    return back if isinstance(back, str) and back in PAGES else "/"
+    return back if isinstance(back, str) and back in ACTION_PAGES else "/"
+
+
+def _chosen(form: FormData) -> str | None:
+    """The bot the page showed alone, if it did."""
+    bot = form.get("bot")
+    return bot if isinstance(bot, str) and 0 < len(bot) <= MAX_BOT_NAME_CHARS else None
 
 
 def _text(form: FormData, name: str) -> str:
@@ -161,14 +211,37 @@ def _text(form: FormData, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _failed(request: Request, form: FormData, error: Exception, *, drafts: dict[int, str] | None = None) -> Response:
-    if isinstance(error, NotFoundError):
-        status_code = NOT_FOUND
-    elif isinstance(error, review.EditRefused):
-        status_code = UNPROCESSABLE
-    else:
-        status_code = CONFLICT
-    return _show(request, _back(form), None, error=str(error), status_code=status_code, drafts=drafts)
+def list_url(path: str, bot: str | None, focus: int | None) -> str:
+    """A page of the queue, for one bot or all, scrolled to and focusing candidate `focus` (keys.js)."""
+    return path + (f"?{urlencode({'bot': bot})}" if bot else "") + (f"#c-{focus}" if focus is not None else "")
+
+
+def next_in_list(before: list[int], acted: Collection[int], after: list[int]) -> int | None:
+    """The candidate to go on from once `acted` left a list that read `before` and now reads `after`: the first that
+    followed them and is still listed, else the nearest above them."""
+    at = [before.index(i) for i in acted if i in before]
+    if not at:
+        return after[0] if after else None
+    still = set(after) - set(acted)
+    below = [i for i in before[min(at) + 1:] if i in still]
+    above = [i for i in before[:min(at)] if i in still]
+    return below[0] if below else (above[-1] if above else None)
+
+
+def _done(request: Request, form: FormData, done: review.Done, before: list[int]) -> Response:
+    """Back to the list the person acted from, on the candidate after the one(s) they acted on."""
+    back, bot = _back(form), _chosen(form)
+    focus = next_in_list(before, done.ids, listed(request, back, bot))
+    return redirect_with_flash(request, list_url(back, bot, focus), done.message)
+
+
+def _failed(request: Request, form: FormData, error: Exception, *, candidate_id: int | None = None,
+            draft: str | None = None) -> Response:
+    """Back to the list with the error shown beside the candidate (and the refused edit kept in its box)."""
+    if draft is not None and candidate_id is not None:
+        request.app.state.drafts.keep(request.state.session, candidate_id, draft)
+    return redirect_with_flash(request, list_url(_back(form), _chosen(form), candidate_id), str(error), error=True,
+                               about=candidate_id)
 
 
 @router.post("/candidates/bulk")
@@ -180,11 +253,12 @@ def bulk(request: Request, form: Annotated[FormData, Depends(checked_form)]) -> 
             raise QueueError("Choose approve or reject for the ticked candidates.")
         ids = [int(i) for i in form.getlist("ids") if isinstance(i, str) and i.isdigit() and int(i) <= MAX_ID]
         versions = {i: _text(form, f"version-{i}") for i in ids}
+        before = listed(request, _back(form), _chosen(form))
         done = (review.approve(request.app.state.store, versions) if action == "approve"
                 else review.reject(request.app.state.store, versions, reason=_text(form, "reason")))
     except QueueError as error:
         return _failed(request, form, error)
-    return redirect_with_flash(request, _back(form), done.message)
+    return _done(request, form, done, before)
 
 
 @router.post("/candidates/{candidate_id}")
@@ -193,6 +267,7 @@ def act(request: Request, candidate_id: Annotated[int, FastAPIPath(ge=1, le=MAX_
     """approve, reject (with an optional reason) or edit (then approve) one candidate."""
     action, seen = _text(form, "action"), _text(form, "version")
     state = request.app.state
+    before = listed(request, _back(form), _chosen(form))
     try:
         if action == "approve":
             done = review.approve(state.store, {candidate_id: seen})
@@ -203,12 +278,10 @@ def act(request: Request, candidate_id: Annotated[int, FastAPIPath(ge=1, le=MAX_
                                            _text(form, "text"))
         else:
             raise QueueError(f"Choose one of {', '.join(review.ACTIONS)} for candidate {candidate_id}.")
-    except QueueError as error:
-        drafts = {candidate_id: _text(form, "text")} if action == "edit" else None
-        return _failed(request, form, error, drafts=drafts)
-    except NotFoundError as error:
-        return _failed(request, form, error)
-    return redirect_with_flash(request, _back(form), done.message)
+    except (QueueError, NotFoundError) as error:
+        return _failed(request, form, error, candidate_id=candidate_id,
+                       draft=_text(form, "text") if action == "edit" else None)
+    return _done(request, form, done, before)
 
 
 @router.post("/bots/{bot_name}/reconcile")

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from bot.processes import describe_owner
 from bot.service.status import service_status
 from bot.web.access import logged_in
 from bot.web.rendering import render
@@ -17,5 +18,7 @@ router = APIRouter()
 @router.get("/status")
 def status(request: Request, session: Annotated[dict, Depends(logged_in)]) -> Response:
     state = request.app.state
-    return render(request, "status.html", {"title": "Status",
-                                           "status": service_status(state.store, state.settings, state.bots)})
+    report = service_status(state.store, state.settings, state.bots)
+    holder = report["scheduler"].get("owner")
+    return render(request, "status.html", {"title": "Status", "status": report,
+                                           "owner": describe_owner(holder) if holder else None})

@@ -9,6 +9,7 @@ from sqlalchemy import update
 
 from bot.queue import candidate_json, get_candidate
 from bot.store.schema import Candidate, Status, utcnow
+from bot.web.rendering import SCORE_BY_BASE, SCORE_BY_OWN, SCORE_ORDER
 from bot.web.security import CSRF_REFUSED
 from tests.bot.service.helpers import add_candidates
 from tests.bot.web.helpers import csrf_of, version_of
@@ -36,9 +37,14 @@ def test_the_pending_page_shows_each_candidate_with_its_score_and_filters(logged
     for candidate_id in ids:
         assert f'<article class="candidate" id="c-{candidate_id}" data-id="{candidate_id}"' in page
         assert f'id="approve-{candidate_id}">Approve</button>' in page
-    score = '<dd class="score" title="mean log-probability per token">{}</dd>'
-    assert "Show HN: a thing I made" in page and score.format("-2.000") in page and score.format("-0.500") in page
-    assert '<span class="filter">novelty</span>' in page and '<dd class="temperature">0.8</dd>' in page
+    score = f'<span class="score" title="{escape(SCORE_BY_OWN)} {escape(SCORE_ORDER)}">Score <b>{{}}</b></span>'
+    assert "Show HN: a thing I made" in page and score.format("-2.00") in page and score.format("-0.50") in page
+    assert "Plausibility" not in page and page.count('class="score"') == 2  # one score per candidate
+    assert f"· #{ids[0]} · temperature&nbsp;0.8 · top-p&nbsp;1.0 · model&nbsp;fb" in page
+    # The filters every candidate passed are named once, for the section, not on every row.
+    fb = page[page.index('id="bot-fb"'):page.index('id="bot-xb"')]
+    assert fb.count('<span class="filter">novelty</span>') == 1
+    assert '<p class="note passed">Each passed the filters: <span class="filter">controls</span>' in fb
     only_xb = logged_in.client.get("/", params={"bot": "xb"}).text
     assert 'id="bot-xb"' in only_xb and 'id="bot-fb"' not in only_xb and "Show HN" not in only_xb
 
@@ -78,11 +84,11 @@ def test_an_edit_a_filter_refuses_says_which_and_why_and_changes_nothing(logged_
     ids = add_candidates(store, "fb", ["one two three", "an already queued title"], approve=False)
     before = _rows(store, ids)
     short = logged_in.act(ids[0], "edit", text="two words")
-    assert short.status_code == 422
+    assert short.status_code == 200 and short.url.path == "/" and short.url.fragment == f"c-{ids[0]}"
     assert "The edit was not saved: the length filter rejects it (has 2 words (minimum 3))." in short.text
     assert "two words</textarea>" in short.text  # the person's draft is kept for another try
     duplicate = logged_in.act(ids[0], "edit", text="An already queued title")
-    assert duplicate.status_code == 422 and "the duplicate filter rejects it" in duplicate.text
+    assert duplicate.url.path == "/" and "the duplicate filter rejects it" in duplicate.text
     blocked = logged_in.act(ids[0], "edit", text="what the fuck is this")
     assert "the blocklist filter rejects it (contains the blocked term &#39;fuck&#39;)" in blocked.text
     assert _rows(store, ids) == before
@@ -105,7 +111,7 @@ def test_bulk_approve_and_reject_change_the_ticked_candidates_only(logged_in) ->
     assert [(r["status"], r["reason"]) for r in _rows(store, ids)] == [
         ("approved", None), ("rejected", "meh"), ("approved", None), ("pending", None)]
     nothing = logged_in.client.post("/candidates/bulk", data={"csrf_token": token, "action": "approve"})
-    assert nothing.status_code == 409 and "No candidate was chosen; tick the ones to approve." in nothing.text
+    assert nothing.url.path == "/" and "No candidate was chosen; tick the ones to approve." in nothing.text
 
 
 def test_a_missing_or_wrong_csrf_token_is_refused_and_changes_nothing(logged_in) -> None:  # type: ignore
@@ -142,12 +148,12 @@ def test_a_stale_form_says_the_candidate_changed_and_changes_nothing(logged_in) 
     for data in ({"action": "approve"}, {"action": "edit", "text": "a brand new text"}):
         response = logged_in.client.post(f"/candidates/{candidate}",
                                          data={"csrf_token": csrf_of(page), "version": old, "back": "/", **data})
-        assert response.status_code == 409
+        assert response.status_code == 200 and response.url.path == "/"
         assert (f"Candidate {candidate} changed after the page showed it (it is now rejected); nothing was changed, "
                 "so look at it again and decide.") in response.text
     bulk = logged_in.client.post("/candidates/bulk", data={"csrf_token": csrf_of(page), "action": "approve",
                                                            "ids": [str(candidate)], f"version-{candidate}": old})
-    assert bulk.status_code == 409 and "changed after the page showed it" in bulk.text
+    assert bulk.url.path == "/" and "changed after the page showed it" in bulk.text
     row = _rows(store, [candidate])[0]
     assert (row["status"], row["reason"], row["text"]) == ("rejected", "by the CLI", "one two three")
 
@@ -160,7 +166,7 @@ def test_a_bulk_action_with_one_stale_candidate_changes_none(logged_in) -> None:
     _set(store, ids[1], text="changed by someone", updated_at=utcnow() + timedelta(seconds=1))
     response = logged_in.client.post("/candidates/bulk", data={"csrf_token": csrf_of(page), "action": "approve",
                                                                "ids": [str(i) for i in ids], **versions})
-    assert response.status_code == 409
+    assert "changed after the page showed it" in response.text
     assert [r["status"] for r in _rows(store, ids)] == ["pending", "pending"]
 
 
@@ -185,7 +191,7 @@ def test_generated_and_edited_text_is_always_escaped(logged_in) -> None:  # type
     assert "&lt;script&gt;alert(4)&lt;/script&gt; and more words" in approved and "<script>alert(4)" not in approved
 
 
-def test_the_posted_history_links_only_web_and_file_urls(logged_in) -> None:  # type: ignore[no-untyped-def]
+def test_the_posted_history_links_only_web_urls_and_shows_a_file_post_as_its_path(logged_in) -> None:  # type: ignore[no-untyped-def]
     store = logged_in.store
     urls = ["https://www.reddit.com/r/test/comments/abc/", "file:///srv/posts.jsonl#3", "javascript:alert(1)",
             "data:text/html,<b>x</b>"]
@@ -195,7 +201,8 @@ def test_the_posted_history_links_only_web_and_file_urls(logged_in) -> None:  # 
     page = logged_in.client.get("/posted").text
     assert ('<a href="https://www.reddit.com/r/test/comments/abc/" class="live" rel="noopener noreferrer" '
             'target="_blank">the post</a>') in page
-    assert '<a href="file:///srv/posts.jsonl#3" class="live" rel="noopener noreferrer"' in page
+    assert 'href="file:' not in page  # no page may open a file: URL; the path is what a person can use
+    assert '<span class="remote-url">/srv/posts.jsonl#3</span>' in page
     assert '<span class="remote-url">javascript:alert(1)</span>' in page
     assert '<span class="remote-url">data:text/html,&lt;b&gt;x&lt;/b&gt;</span>' in page
     assert page.index("posted text number 3") < page.index("posted text number 0")  # newest first
@@ -210,7 +217,9 @@ def test_the_approved_queue_is_in_posting_order_with_the_next_post_time(logged_i
     page = logged_in.client.get("/approved").text
     positions = [page.index(f'id="c-{i}"') for i in (ids[2], ids[0], ids[1])]
     assert positions == sorted(positions)
-    assert 'id="next-post-fb">not scheduled (is `bot run` running?)</time>' in page
+    assert ('<p class="scheduler stopped" id="scheduler">Nothing is posted while the scheduler (<code>bot run</code>) '
+            'is not running; start it to post these in this order.</p>') in page
+    assert 'id="next-post-fb"' not in page and "Next scheduled post" not in page
     response = logged_in.act(ids[0], "reject", page="/approved", reason="changed my mind")
     assert "Rejected candidate" in response.text and "<h1>Approved</h1>" in response.text
     assert _rows(store, [ids[0]])[0]["status"] == "rejected"
@@ -238,7 +247,9 @@ def test_problems_are_listed_with_their_reason_and_can_be_decided(logged_in) -> 
 def test_the_status_page_shows_what_bot_status_shows(logged_in) -> None:  # type: ignore[no-untyped-def]
     add_candidates(logged_in.store, "fb", ["one two three"], approve=False)
     page = logged_in.client.get("/status").text
-    assert "The scheduler (`bot run`) is not running." in page
+    assert "The scheduler (<code>bot run</code>) is not running, so no job runs" in page
+    assert "`" not in page  # the messages shared with the CLI show their commands as code
+    assert "train one with <code>bot train CORPUS --model fb</code>" in page
     assert 'id="status-fb"' in page and 'id="status-xb"' in page
     assert "pending 1, approved 0" in page and "0 of 1000 (UTC)" in page
     assert "There is no model named &#39;fb&#39;" in page
@@ -248,10 +259,11 @@ def test_an_unknown_candidate_or_action_gets_a_sentence(logged_in) -> None:  # t
     token = logged_in.token()
     missing = logged_in.client.post("/candidates/999", data={"csrf_token": token, "action": "approve",
                                                              "version": "x"})
-    assert missing.status_code == 404 and "There is no candidate 999" in missing.text
+    assert missing.url.path == "/"
+    assert '<p class="error" id="error" role="alert">There is no candidate 999' in missing.text
     [candidate] = add_candidates(logged_in.store, "fb", ["one two three"], approve=False)
     odd = logged_in.client.post(f"/candidates/{candidate}", data={"csrf_token": token, "action": "post"})
-    assert odd.status_code == 409 and f"Choose one of approve, reject, edit for candidate {candidate}." in odd.text
+    assert odd.url.path == "/" and f"Choose one of approve, reject, edit for candidate {candidate}." in odd.text
     seen = version_of(logged_in.client.get("/").text, candidate)
     away = logged_in.client.post(f"/candidates/{candidate}", data={"csrf_token": token, "action": "reject",
                                                                    "back": "https://evil.example/", "version": seen},
@@ -268,4 +280,5 @@ def test_pending_candidates_are_shown_most_plausible_first_with_their_plausibili
     page = logged_in.client.get("/").text
     order = [page.index(f'id="c-{i}"') for i in (ids[1], ids[0], ids[2])]
     assert order == sorted(order)  # scored ones best first, the unscored one after them
-    assert '<dd class="plausibility" title="the base model' in page and ">-3.500</dd>" in page
+    score = f'<span class="score" title="{escape(SCORE_BY_BASE)} {escape(SCORE_ORDER)}">Score <b>-3.50</b></span>'
+    assert score in page and "Plausibility" not in page and ">-3.500<" not in page
