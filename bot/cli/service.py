@@ -172,7 +172,7 @@ def status(config: CONFIG = None, json_: JSON = False) -> None:
     if not data["bots"]:
         output.console.print(NO_BOTS, markup=False)
     for b in data["bots"]:
-        output.console.print("\n".join(_bot_lines(b)), markup=False)
+        output.console.print("\n".join(_bot_lines(b, running=data["scheduler"]["running"])), markup=False)
 
 
 def _scheduler_line(s: dict[str, Any]) -> str:
@@ -188,7 +188,20 @@ def _short(iso: str | None) -> str:
     return iso.replace("T", " ").replace("+00:00", " UTC") if iso else "-"
 
 
-def _bot_lines(b: dict[str, Any]) -> list[str]:
+def _next_runs(runs: dict[str, str | None], *, running: bool) -> str:
+    """The stored next runs, while a scheduler runs them: one already past is due now, not upcoming."""
+    from datetime import UTC, datetime
+
+    if not running:
+        return "none while the scheduler is not running (start `bot run`)"
+    if not any(runs.values()):
+        return "not scheduled yet"
+    now = datetime.now(UTC)
+    return ", ".join(f"{job} " + ("due now" if at and datetime.fromisoformat(at) <= now else _short(at))
+                     for job, at in runs.items())
+
+
+def _bot_lines(b: dict[str, Any], *, running: bool) -> list[str]:
     m = b["model"]
     if "problem" in m:
         model = f"model {m['name']}: {m['problem']}"
@@ -205,8 +218,7 @@ def _bot_lines(b: dict[str, Any]) -> list[str]:
         f"  queue:      {queue}",
         f"  today:      {b['posts_today']} of {b['daily_cap']} posts ({b['timezone']})",
         f"  last post:  {_short(last['at'])} {last['url'] or ''}" if last else "  last post:  none yet",
-        "  next runs:  " + (", ".join(f"{job} {_short(at)}" for job, at in b["next_runs"].items())
-                            if any(b["next_runs"].values()) else "not scheduled (start `bot run`)"),
+        "  next runs:  " + _next_runs(b["next_runs"], running=running),
     ]
     if b["waiting_until"]:
         lines.append(f"  waiting:    until {_short(b['waiting_until'])}: {b['waiting_reason']}")

@@ -79,7 +79,22 @@ def test_status_shows_each_bot_and_who_runs_the_scheduler(bot, config, store) ->
     assert text[2] == "fb  review  file posts.jsonl  model fb: There is no model named 'fb'; train one with `bot " \
                       "train CORPUS --model fb`."
     assert text[3:5] == ["  queue:      1 pending, 1 approved, 1 posted", "  today:      1 of 2 posts (UTC)"]
-    assert text[6] == "  next runs:  not scheduled (start `bot run`)"
+    assert text[6] == "  next runs:  not scheduled yet"
+    lease.release(store, "elsewhere:4242:abcd")
+    stopped = bot("--config", str(config), "status").out.splitlines()
+    assert stopped[6] == "  next runs:  none while the scheduler is not running (start `bot run`)"
+
+
+def test_status_never_shows_a_past_next_run_as_upcoming() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.cli.service import _next_runs
+
+    past, future = datetime.now(UTC) - timedelta(minutes=3), datetime.now(UTC) + timedelta(hours=2)
+    runs = {"refill": past.isoformat(timespec="seconds"), "post": future.isoformat(timespec="seconds")}
+    assert _next_runs(runs, running=True) == (
+        f"refill due now, post {future.isoformat(timespec='seconds').replace('T', ' ').replace('+00:00', ' UTC')}")
+    assert _next_runs(runs, running=False) == "none while the scheduler is not running (start `bot run`)"
 
 
 def test_reconcile_reports_what_it_found_and_what_stays_for_a_person(bot, config, store, bot_home) -> None:
