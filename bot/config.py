@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     x_access_token_secret: SecretStr | None = None
     x_api_url: str = "https://api.twitter.com"  # tweepy's host; X serves the same API at api.x.com
 
+    mastodon_api_base_url: str | None = None  # the instance the account is on, e.g. https://botsin.space
+    mastodon_access_token: SecretStr | None = None  # a user token with write:statuses (read: for scraping)
+
+    bluesky_handle: str | None = None  # the account's handle, e.g. mybot.bsky.social
+    bluesky_app_password: SecretStr | None = None  # an app password (Settings, Privacy and security, App passwords)
+    bluesky_url: str = "https://bsky.social"  # the account's server (PDS); reads go through it too
+
     bot_review_password: SecretStr | None = None
 
     @classmethod
@@ -367,6 +374,22 @@ class XSource(_Strict):
     limit: int = Field(default=3200, ge=1, le=3200)
 
 
+class MastodonSource(_Strict):
+    type: Literal["mastodon"]
+    account: str  # "name" on MASTODON_API_BASE_URL's instance, or "name@instance.social"
+    limit: int = Field(default=3200, ge=1, le=10_000)
+    replies: bool = False  # replies (to others and to oneself) as texts of the corpus
+    boosts: bool = False  # others' posts the account boosted
+
+
+class BlueskySource(_Strict):
+    type: Literal["bluesky"]
+    actor: str  # a handle ("name.bsky.social") or a DID
+    limit: int = Field(default=3200, ge=1, le=10_000)
+    replies: bool = False
+    reposts: bool = False
+
+
 class FileSource(_Strict):
     type: Literal["file"]
     path: Path
@@ -374,7 +397,17 @@ class FileSource(_Strict):
     column: str | None = None
 
 
-Source = Annotated[RedditSource | XSource | FileSource, Field(discriminator="type")]
+Source = Annotated[RedditSource | XSource | MastodonSource | BlueskySource | FileSource, Field(discriminator="type")]
+
+
+class MastodonPostOptions(_Strict):
+    """`[bot.mastodon]`: how each status is posted."""
+
+    # "unlisted": on the account's profile and followers' timelines, not the public ones, as instances ask of bots
+    # that post often; "public", "private" (followers only)
+    visibility: Literal["public", "unlisted", "private"] = "unlisted"
+    spoiler_text: str | None = Field(default=None, max_length=500)  # a content warning over every post
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}$")  # ISO 639 code; default: the instance's guess
 
 
 class RedditPostOptions(_Strict):
@@ -400,6 +433,7 @@ class BotConfig(_Strict):
     sampling: SamplingConfig = SamplingConfig()
     filters: FilterConfig = FilterConfig()
     reddit: RedditPostOptions = RedditPostOptions()
+    mastodon: MastodonPostOptions = MastodonPostOptions()
     training: TrainingOptions = TrainingOptions()
     queue_size: int = Field(default=20, ge=1, le=10_000)  # pending + approved candidates kept ready
     daily_cap: int = Field(default=5, ge=1, le=1000)  # posts per day (in schedule.timezone), at most

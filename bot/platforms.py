@@ -96,6 +96,25 @@ def _file_where(settings: Settings, bot: BotConfig) -> str:
     return f"the file {file_destination(settings, bot.destination or '')}"
 
 
+def _open_mastodon(settings: Settings, bot: BotConfig) -> Publisher:
+    from bot.publishers.mastodon import MastodonPublisher
+
+    return MastodonPublisher(settings, visibility=bot.mastodon.visibility, spoiler_text=bot.mastodon.spoiler_text,
+                             language=bot.mastodon.language)
+
+
+def _open_bluesky(settings: Settings, bot: BotConfig) -> Publisher:
+    from bot.publishers.bluesky import BlueskyPublisher
+
+    return BlueskyPublisher(settings)
+
+
+def _graphemes(text: str) -> int:
+    from bot.publishers.text import grapheme_count
+
+    return grapheme_count(text)
+
+
 PLATFORMS: dict[str, Platform] = {
     "reddit": Platform(
         "reddit", "Reddit", max_length=300, mentions_allowed=True, links_allowed=True,  # 300: a title's limit
@@ -109,6 +128,18 @@ PLATFORMS: dict[str, Platform] = {
         credentials=("X_API_KEY", "X_API_SECRET", "X_ACCESS_TOKEN", "X_ACCESS_TOKEN_SECRET"),
         open=_open_x, where=lambda settings, bot: "the X account of X_ACCESS_TOKEN", url_length=23,
         about="posts as the account of X_ACCESS_TOKEN"),
+    "mastodon": Platform(
+        # 500 is Mastodon's default; the publisher reads the instance's own limit and refuses longer posts
+        "mastodon", "Mastodon", max_length=500, mentions_allowed=False, links_allowed=False, destination=None,
+        credentials=("MASTODON_API_BASE_URL", "MASTODON_ACCESS_TOKEN"), open=_open_mastodon,
+        where=lambda settings, bot: f"the Mastodon account of MASTODON_ACCESS_TOKEN on {settings.mastodon_api_base_url}",
+        url_length=23, counts=_graphemes, unit="characters",
+        about="posts statuses as the account of MASTODON_ACCESS_TOKEN (mark it a bot in its profile)"),
+    "bluesky": Platform(
+        "bluesky", "Bluesky", max_length=300, mentions_allowed=False, links_allowed=False, destination=None,
+        credentials=("BLUESKY_HANDLE", "BLUESKY_APP_PASSWORD"), open=_open_bluesky,
+        where=lambda settings, bot: f"@{settings.bluesky_handle} on Bluesky",
+        counts=_graphemes, unit="graphemes", about="posts as BLUESKY_HANDLE, with an app password"),
     "file": Platform(
         # the dry-run publisher: each post a JSON line in a file
         "file", "a file", max_length=None, mentions_allowed=True, links_allowed=True,
@@ -159,6 +190,22 @@ def _scrape_x(store: Store, settings: Settings, corpus: str, source: Any) -> tup
     return summary.added, [f"{summary.source}: {summary.error}"] if summary.error else []
 
 
+def _scrape_mastodon(store: Store, settings: Settings, corpus: str, source: Any) -> tuple[int, list[str]]:
+    from bot import scraping
+
+    summary = scraping.scrape_mastodon(store, settings, corpus, source.account, limit=source.limit,
+                                       replies=source.replies, boosts=source.boosts, no_wait=True)
+    return summary.added, [f"{summary.source}: {summary.error}"] if summary.error else []
+
+
+def _scrape_bluesky(store: Store, settings: Settings, corpus: str, source: Any) -> tuple[int, list[str]]:
+    from bot import scraping
+
+    summary = scraping.scrape_bluesky(store, settings, corpus, source.actor, limit=source.limit,
+                                      replies=source.replies, reposts=source.reposts, no_wait=True)
+    return summary.added, [f"{summary.source}: {summary.error}"] if summary.error else []
+
+
 def _x_missing(settings: Settings, source: Any) -> str | None:
     token = settings.x_bearer_token
     return None if token and token.get_secret_value() else "reading posts from X needs X_BEARER_TOKEN"
@@ -192,6 +239,13 @@ SOURCES: dict[str, SourceKind] = {
         "x", _scrape_x, lambda source, corpus: f"bot scrape x {source.username} --corpus {corpus}",
         example='{ type = "x", username = "jack" }', about="an account's posts; needs X_BEARER_TOKEN",
         missing=_x_missing),
+    "mastodon": SourceKind(
+        "mastodon", _scrape_mastodon, lambda source, corpus: f"bot scrape mastodon {source.account} --corpus {corpus}",
+        example='{ type = "mastodon", account = "Gargron@mastodon.social" }',
+        about="an account's public posts, boosts and replies left out"),
+    "bluesky": SourceKind(
+        "bluesky", _scrape_bluesky, lambda source, corpus: f"bot scrape bluesky {source.actor} --corpus {corpus}",
+        example='{ type = "bluesky", actor = "bsky.app" }', about="an account's posts, reposts and replies left out"),
     "file": SourceKind(
         "file", _scrape_file, lambda source, corpus: f"bot import {source.path} --corpus {corpus}",
         example='{ type = "file", path = "posts.txt" }', about="a text per line (or csv, jsonl, an X archive)",

@@ -32,6 +32,7 @@ from bot.filters import CONTROLS, FilterSet, Rejection, check_controls
 from bot.platforms import platform
 from bot.processes import owner_gone, process_owner
 from bot.publishers import Outcome, Posted, Publisher, PublishError, open_publisher
+from bot.publishers.base import PostKey
 from bot.queue import best_first
 from bot.store import Store, insert_ignoring_conflict
 from bot.store.schema import BotState, Candidate, Status, utcnow
@@ -58,6 +59,7 @@ class Claim:
     text: str
     previous: str  # the status it was claimed from
     attempts: int  # including this one
+    key: PostKey  # the same for every claim of this candidate's text (`PostKey`)
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,8 @@ def claim(store: Store, bot: BotConfig, *, owner: str, now: datetime | None = No
                         approved_at=func.coalesce(Candidate.approved_at, now), retry_at=None, updated_at=now)
                 .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
             if won == 1:
-                return Claim(candidate.id, candidate.text, previous, candidate.attempts + 1)
+                key = PostKey(bot.name, candidate.id, candidate.text, candidate.created_at)
+                return Claim(candidate.id, candidate.text, previous, candidate.attempts + 1, key)
         if candidate_id:  # changed by someone else (a person, the review page) between the read and the update
             raise QueueError(f"Candidate {candidate_id} changed while it was being claimed; look at it again "
                              "with `bot queue list`.")
@@ -246,7 +249,7 @@ def post_next(store: Store, settings: Settings, bot: BotConfig, *, candidate_id:
             return PostOutcome(bot.name, claimed.reason, claimed.message, retry_at=claimed.until)
         logger.info("bot %s: posting candidate %d to %s", bot.name, claimed.candidate_id, publisher.describe())
         try:
-            posted = publisher.publish(claimed.text)
+            posted = publisher.publish(claimed.text, key=claimed.key)
         except PublishError as error:
             return record_failure(store, settings, bot, claimed, error, owner=owner)
         except BaseException as error:  # Ctrl-C or a bug mid-call: the post may exist

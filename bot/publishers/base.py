@@ -18,6 +18,7 @@ the candidate becomes:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -50,6 +51,23 @@ class Posted:
 
 
 @dataclass(frozen=True)
+class PostKey:
+    """What makes a post the same post when it is sent again: the bot, the candidate and its text (an edited text is
+    another post). Platforms that can refuse a repeat take it from here: Mastodon's Idempotency-Key, Bluesky's record
+    key. Stable across claims, so a candidate approved again after an unknown outcome cannot post twice there."""
+
+    bot: str
+    candidate_id: int
+    text: str
+    created_at: datetime  # when the candidate was sampled (aware UTC): a stable time, for keys that hold one
+
+    @property
+    def digest(self) -> str:
+        """32 hex characters, the same for the same bot, candidate and text."""
+        return hashlib.sha256(f"nnbot\0{self.bot}\0{self.candidate_id}\0{self.text}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
 class RemotePost:
     """One of the account's own recent posts, as the platform lists it (for reconciling `unknown` candidates)."""
 
@@ -68,8 +86,9 @@ class Publisher(Protocol):
         """Where posts go, for people: "r/test as u/alice", "@nnbot on X", "the file /srv/posts.jsonl"."""
         ...
 
-    def publish(self, text: str) -> Posted:
-        """Post `text` once; no retry of the request after it may have been sent. Raises `PublishError`."""
+    def publish(self, text: str, *, key: PostKey) -> Posted:
+        """Post `text` once; no retry of the request after it may have been sent. Raises `PublishError`. `key` is the
+        same each time the same candidate's text is sent: a platform that can refuse a repeat uses it."""
         ...
 
     def recent_posts(self, *, limit: int) -> list[RemotePost]:

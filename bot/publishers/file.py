@@ -17,7 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.publishers.base import Outcome, Posted, PublishError, RemotePost
+from bot.publishers.base import Outcome, PostKey, Posted, PublishError, RemotePost
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class FilePublisher:
     def describe(self) -> str:
         return f"the file {self.path}"
 
-    def publish(self, text: str) -> Posted:
+    def publish(self, text: str, *, key: PostKey | None = None) -> Posted:  # no repeat refusal: unused
         post_id = uuid.uuid4().hex[:16]
         line = json.dumps({"id": post_id, "bot": self.bot, "text": text,
                            "posted_at": datetime.now(UTC).isoformat(timespec="seconds")}, ensure_ascii=False)

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.publishers.base import Outcome, Posted, PublishError, RemotePost
+from bot.publishers.base import Outcome, PostKey, Posted, PublishError, RemotePost
 from bot.publishers.sending import certainly_not_sent
 from bot.scraping import reddit_access
 from scrapers.errors import ScrapeError
@@ -113,7 +113,7 @@ class RedditPublisher:
     def describe(self) -> str:
         return f"r/{self.subreddit} as u/{self.username}"
 
-    def publish(self, text: str) -> Posted:
+    def publish(self, text: str, *, key: PostKey | None = None) -> Posted:  # no repeat refusal: unused
         """Submit `text` as a self-post's title, once; `PublishError` says whether it may have been made."""
         from praw.exceptions import PRAWException, RedditAPIException
 

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from bot.config import Settings
 from bot.errors import ConfigError
-from bot.publishers.base import Outcome, Posted, PublishError, RemotePost
+from bot.publishers.base import Outcome, PostKey, Posted, PublishError, RemotePost
 from bot.publishers.sending import causes, certainly_not_sent
 from scrapers.http import TIMEOUT, RetryingAdapter, json_body
 from scrapers.x import DEFAULT_RESET, MIN_PAGE_SIZE, PAGE_SIZE, POST_URL, RESET_MARGIN, TIMELINE_CAP, TWEEPY_HOST
@@ -66,7 +66,7 @@ class XPublisher:
     def describe(self) -> str:
         return f"@{self._account['username']} on X" if self._account else "the X account of X_ACCESS_TOKEN"
 
-    def publish(self, text: str) -> Posted:
+    def publish(self, text: str, *, key: PostKey | None = None) -> Posted:  # no repeat refusal: unused
         import tweepy
 
         username = self._me()["username"]  # before the POST: a failure of this lookup has posted nothing

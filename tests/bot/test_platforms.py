@@ -51,7 +51,7 @@ def test_a_new_platform_is_one_entry_that_every_part_reads(monkeypatch: pytest.M
 def test_an_unknown_platform_is_named_with_the_ones_there_are() -> None:
     from bot.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"Unknown platform 'myspace'; use one of reddit, x, file\."):
+    with pytest.raises(ConfigError, match=r"Unknown platform 'myspace'; use one of reddit, x, mastodon, bluesky, file\."):
         FilterSet(FilterConfig(), platform="myspace")
 
 

@@ -51,3 +51,42 @@ def x_account(monkeypatch: pytest.MonkeyPatch, fake_x: x.FakeX) -> x.FakeX:
     monkeypatch.setenv("X_ACCESS_TOKEN", x.ACCESS_TOKEN)
     monkeypatch.setenv("X_ACCESS_TOKEN_SECRET", x.ACCESS_TOKEN_SECRET)
     return fake_x
+
+
+from tests.fakes import mastodon  # noqa: E402  (appended with the Mastodon fixtures; belongs with the imports above)
+
+
+@pytest.fixture
+def fake_mastodon(monkeypatch: pytest.MonkeyPatch) -> Iterator[mastodon.FakeMastodon]:
+    """A fake Mastodon instance at MASTODON_API_BASE_URL; no MASTODON_ACCESS_TOKEN (public reads) unless a test
+    sets one."""
+    with mastodon.FakeMastodon() as fake:
+        monkeypatch.setenv("MASTODON_API_BASE_URL", fake.url)
+        yield fake
+
+
+@pytest.fixture
+def mastodon_account(monkeypatch: pytest.MonkeyPatch, fake_mastodon: mastodon.FakeMastodon) -> mastodon.FakeMastodon:
+    """The fake Mastodon with MASTODON_ACCESS_TOKEN set to its account's token (scopes read and write): what
+    posting needs."""
+    monkeypatch.setenv("MASTODON_ACCESS_TOKEN", mastodon.TOKEN)
+    return fake_mastodon
+
+
+from tests.fakes import bluesky  # noqa: E402  (appended with the fixtures below; it belongs with the imports above)
+
+
+@pytest.fixture
+def fake_bluesky(monkeypatch: pytest.MonkeyPatch) -> Iterator[bluesky.FakeBluesky]:
+    """A fake Bluesky (the PDS and the AppView on one host) with BLUESKY_URL pointing at it; no account set."""
+    with bluesky.FakeBluesky() as fake:
+        monkeypatch.setenv("BLUESKY_URL", fake.url)
+        yield fake
+
+
+@pytest.fixture
+def bluesky_account(monkeypatch: pytest.MonkeyPatch, fake_bluesky: bluesky.FakeBluesky) -> bluesky.FakeBluesky:
+    """The fake Bluesky with the bot account's handle and app password set: what posting needs."""
+    monkeypatch.setenv("BLUESKY_HANDLE", bluesky.ACCOUNT)
+    monkeypatch.setenv("BLUESKY_APP_PASSWORD", bluesky.APP_PASSWORD)
+    return fake_bluesky
