@@ -75,7 +75,7 @@ def starting_file(platform: str, name: str = "mybot") -> str:
 
 
 def bot_table(*, name: str, corpus: str, platform: str, mode: str, post: str, daily_cap: int,
-              destination: str | None = None) -> str:
+              destination: str | None = None, queue_size: int = 20) -> str:
     """One commented [[bot]] table for `platform`; `destination` replaces the platform's example one."""
     q = _toml_string
     spec = PLATFORM_SPECS[platform]
@@ -96,7 +96,7 @@ def bot_table(*, name: str, corpus: str, platform: str, mode: str, post: str, da
                     (f"corpus = {q(corpus)}", "the texts its model learns from (bot corpus list)"),
                     (f"# model = {q(name)}", "default: the bot's name"), *where,
                     (f"mode = {q(mode)}", "review: a person approves each post; autonomous: the best is posted"),
-                    ("queue_size = 20", "pending + approved candidates kept ready"),
+                    (f"queue_size = {queue_size}", "pending + approved candidates kept ready"),
                     (f"daily_cap = {daily_cap}", "posts per day at most"), sources])
             + "\n" + _lines([("[bot.schedule]", ""),
                              (f"post = {q(post)}", "a duration (30m, 4h, 1d) or cron (\"0 9,13,18 * * 1-5\")"),

@@ -14,7 +14,7 @@ from bot.corpus import add_documents, get_corpus, summarize
 from bot.errors import ConfigError
 from bot.filters import FilterConfig
 from bot.generation import GenerationReport, generate
-from bot.queue import list_candidates
+from bot.queue import list_candidates, ready_count
 from bot.store import Store
 from bot.store.schema import Status
 from models.config import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
@@ -38,7 +38,7 @@ def demo_bot_table() -> str:
     what it queued."""
     return ("# Written by `bot demo`: a review-mode bot that posts what you approve to a file under BOT_HOME.\n"
             + bot_table(name=DEMO_NAME, corpus=DEMO_NAME, platform=DEMO_PLATFORM, mode="review",
-                        post=DEMO_POST_EVERY, daily_cap=DEMO_DAILY_CAP))
+                        post=DEMO_POST_EVERY, daily_cap=DEMO_DAILY_CAP, queue_size=DEMO_SAMPLES))
 
 
 @dataclass
@@ -90,9 +90,10 @@ def run_demo(store: Store, settings: Settings, bots_path: Path, *, reporter: Tra
     result = DemoResult(documents=summary.documents, words=summary.words, added=added, training=trained)
     on_stage(f"Sampling candidates, filtering them, and queueing them for bot {DEMO_NAME!r}")
     for _ in range(MAX_ROUNDS):
+        room = max(DEMO_SAMPLES - _ready(store), 0)  # the demo bot's queue_size, as its refills keep it
         report = generate(store, settings, DEMO_NAME, n=DEMO_SAMPLES,
                           sampling=SamplingSettings(temperature=DEFAULT_TEMPERATURE, top_p=DEFAULT_TOP_P),
-                          platform=DEMO_PLATFORM, filters=FilterConfig(), enqueue_bot=DEMO_NAME)
+                          platform=DEMO_PLATFORM, filters=FilterConfig(), enqueue_bot=DEMO_NAME, enqueue_limit=room)
         result.generation.append(report)
         result.pending = _pending(store)
         if result.pending >= MIN_PENDING:
@@ -103,6 +104,11 @@ def run_demo(store: Store, settings: Settings, bots_path: Path, *, reporter: Tra
     except (ConfigError, OSError) as error:  # the queue is filled: say what is wrong rather than lose the work
         result.bots_file_problem = str(error) if isinstance(error, ConfigError) else f"{bots_path}: {error.strerror}"
     return result
+
+
+def _ready(store: Store) -> int:
+    with store.session() as session:
+        return ready_count(session, DEMO_NAME)
 
 
 def _pending(store: Store) -> int:
