@@ -1,31 +1,39 @@
 """Fixtures: a temporary BOT_HOME for every test, stores on SQLite and PostgreSQL, and one tiny seeded model.
 
-PostgreSQL is required (the store must work on it): NNBOT_TEST_POSTGRES_URL names the server's maintenance
-database (default: trust auth on 127.0.0.1:5432, database `test`); the suite creates a database of its own
-there and drops it at the end. NNBOT_SKIP_POSTGRES=1 skips those tests where no server can be had.
+The store must work on PostgreSQL, so the suite finds a server: NNBOT_TEST_POSTGRES_URL names one (its maintenance
+database; a test that needs it errors if it does not answer), else trust auth on 127.0.0.1:5432, database `test`,
+else a throwaway server of its own when PostgreSQL's programs are installed (tests/postgres_server.py). It creates a
+database of its own there and drops it at the end. With no server to be had, or NNBOT_SKIP_POSTGRES=1, those tests
+skip, and so do the browser tests without Chromium; the end of the run says so, one sentence for each.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests import postgres_server
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter hides test output
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-POSTGRES_ADMIN_URL = os.environ.get("NNBOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+# The server the PostgreSQL tests use (its maintenance database): the named or default one until `postgres_admin_url`
+# has run, then whichever it settled on, a throwaway server included (tests that cut a database off use it).
+POSTGRES_ADMIN_URL = os.environ.get("NNBOT_TEST_POSTGRES_URL") or postgres_server.DEFAULT_URL
 SKIP_POSTGRES = os.environ.get("NNBOT_SKIP_POSTGRES") == "1"
+MACHINE_NOTES = pytest.StashKey[dict[str, str]]()  # what the suite could not use, or set up itself: one sentence each
 DATA = Path(__file__).parent / "data"
 TITLES = Path(__file__).resolve().parents[1] / "bot" / "data" / "hacker_news_2000.txt"
 
-SETTINGS_PREFIXES = ("BOT_", "REDDIT_", "X_")
+SETTINGS_PREFIXES = ("BOT_", "REDDIT_", "X_", "MASTODON_", "BLUESKY_")
 
 pytest_plugins = ("tests.fakes.fixtures",)  # fake_reddit, reddit_app, fake_x: the local fake APIs
 
@@ -52,27 +60,86 @@ def bot_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session."""
-    if SKIP_POSTGRES:
-        pytest.skip("NNBOT_SKIP_POSTGRES=1")
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import OperationalError
+def note(config: pytest.Config, topic: str, sentence: str) -> None:
+    """Say `sentence` at the end of the run (once per topic), after pytest's short summary."""
+    config.stash.setdefault(MACHINE_NOTES, {})[topic] = sentence
 
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"nnbot_test_{uuid.uuid4().hex[:12]}"
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outermost: what follows the yield comes after pytest's own summary
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> Generator[None, None, None]:
+    result = yield
+    for sentence in config.stash.get(MACHINE_NOTES, {}).values():
+        terminalreporter.write_line(sentence, yellow=True)
+    return result
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The PostgreSQL server for this session: the one named, else the default one, else a throwaway one."""
+    global POSTGRES_ADMIN_URL
+    if SKIP_POSTGRES:
+        note(request.config, "postgresql", "PostgreSQL tests skipped: NNBOT_SKIP_POSTGRES=1 is set.")
+        pytest.skip("NNBOT_SKIP_POSTGRES=1")
+    named = os.environ.get("NNBOT_TEST_POSTGRES_URL")
+    url = named or postgres_server.DEFAULT_URL
+    problem = postgres_server.why_unusable(url)
+    if problem is None:
+        POSTGRES_ADMIN_URL = url
+        yield url
+        return
+    at = postgres_server.where(url)
+    if named:  # the server someone asked for: testing elsewhere instead would hide that it is not there
+        message = (f"PostgreSQL at {at} (NNBOT_TEST_POSTGRES_URL) cannot be used ({problem}); start it, correct the "
+                   "URL, or unset NNBOT_TEST_POSTGRES_URL to let the suite find or start a server itself.")
+        note(request.config, "postgresql", message)
+        pytest.fail(message, pytrace=False)
+    bindir = postgres_server.find_bindir()
+    if bindir is None:
+        note(request.config, "postgresql", f"PostgreSQL tests skipped: no server at {at} ({problem}) and no "
+             "PostgreSQL programs (initdb, pg_ctl) to start one; install PostgreSQL (Debian: apt-get install "
+             "postgresql) or set NNBOT_TEST_POSTGRES_URL.")
+        pytest.skip(f"no PostgreSQL server at {at} and no initdb/pg_ctl to start one")
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        pytest.fail(f"PostgreSQL is needed at {POSTGRES_ADMIN_URL} ({exc.orig}); start it, or set "
-                    "NNBOT_TEST_POSTGRES_URL, or NNBOT_SKIP_POSTGRES=1 to skip those tests.")
+        server = postgres_server.start(bindir)
+    except postgres_server.StartFailed as exc:
+        note(request.config, "postgresql", f"PostgreSQL tests skipped: no server at {at} ({problem}), and a "
+             f"throwaway one from {bindir} did not start ({exc}); start a server or set NNBOT_TEST_POSTGRES_URL.")
+        pytest.skip(f"no PostgreSQL server at {at}, and a throwaway one did not start ({exc})")
+    note(request.config, "postgresql", f"PostgreSQL tests ran on a throwaway server at 127.0.0.1:{server.port} "
+         f"(from {bindir}), since none could be used at {at} ({problem}); it is stopped and removed.")
+    POSTGRES_ADMIN_URL = server.url
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    name = f"nnbot_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = admin.url.set(database=name).render_as_string(hide_password=False)
     yield url
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def chromium(request: pytest.FixtureRequest) -> str:
+    """Chromium for the browser tests: Debian's package (Playwright's own browser download is not used)."""
+    path = shutil.which("chromium")
+    if path is None:
+        note(request.config, "chromium", "Browser tests skipped: chromium is not on PATH; install it (Debian: "
+             "apt-get install chromium) to run them.")
+        pytest.skip("chromium is not installed")
+    return path
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
