@@ -2,7 +2,8 @@
 
 Per bot: its corpus (and whether it is big enough to learn from), its model, what posting needs (the publisher is
 built exactly as the post job builds it, so missing keys are found the same way, but nothing is sent), what its
-sources need, and its queue. Each finding says what to run next. Nothing here touches the network.
+sources need, and its queue. Each finding says what to run next. Nothing is posted: the only network requests are a
+publisher's reads of its own account, where the platform has rules for it (`account_problem`: Mastodon's bot flag).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ Level = Literal["ok", "note", "missing"]  # "missing": `bot run` cannot keep the
 # Corpus sizes, in documents. Fine-tuned from the base model, a few hundred texts give posts in the corpus's style
 # (the demo's 2,000 Hacker News titles read well; bench/RESULTS.md has the measured figures); fewer mostly repeat it.
 TOO_FEW_TEXTS = 200
-ENOUGH_TEXTS = 2000
+ENOUGH_TEXTS = 1000
 
 
 @dataclass
@@ -161,8 +162,12 @@ def _posting(result: BotCheck, settings: Settings, bot: BotConfig) -> None:
         result.findings.append(Finding("posting", "missing", str(error)))  # the error says what to set
         return
     try:
+        account_problem = getattr(publisher, "account_problem", None)  # a platform's rules for the account itself
+        problem = account_problem() if account_problem else None
         result.findings.append(Finding("posting", "ok", f"posts to {publisher.describe()}; keys and destination "
                                        "are set (nothing was sent)"))
+        if problem:
+            result.findings.append(Finding("posting", "note", problem))
     finally:
         publisher.close()
 

@@ -1,4 +1,4 @@
-"""Scraping into a corpus: pages from Reddit and X stored as they arrive, one transaction each, and summed up."""
+"""Scraping into a corpus: pages from Reddit, X, Mastodon and Bluesky stored as they arrive, a transaction each."""
 
 from __future__ import annotations
 
@@ -6,17 +6,29 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot import __version__
 from bot.config import Settings
 from bot.corpus import add_documents
 from bot.store import Store
+from scrapers.bluesky import FEED_CAP, BlueskyReader, bluesky_actor, read_url, xrpc_client
 from scrapers.documents import Page
 from scrapers.errors import ScrapeError, SourceUnavailableError
+from scrapers.mastodon import (
+    STATUSES_CAP,
+    MastodonAccess,
+    MastodonReader,
+    home_instance,
+    instance_domain,
+    mastodon_account,
+)
 from scrapers.reddit import LISTING_CAP, RedditAccess, SubredditReader, subreddit_name, user_agent
 from scrapers.waiting import Wait, Waiter
 from scrapers.x import TIMELINE_CAP, XAccess, XReader, x_username
+
+if TYPE_CHECKING:
+    from atproto import Client
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +110,56 @@ def scrape_x(store: Store, settings: Settings, corpus: str, username: str, *, li
     summary = SourceSummary(source=f"@{name}")
     with XReader(x_access(settings), waiter=_waiter(settings, no_wait, reporter)) as reader:
         pages = reader.pages(name, limit=limit, include_replies=include_replies, include_retweets=include_retweets)
+        _store_pages(store, corpus, pages, summary, limit=limit, reporter=reporter)
+    return summary
+
+
+def mastodon_access(settings: Settings) -> MastodonAccess:
+    token = settings.mastodon_access_token.get_secret_value() if settings.mastodon_access_token else None
+    return MastodonAccess(api_base_url=settings.mastodon_api_base_url or None, access_token=token or None,
+                          user_agent=f"nnbot/{__version__}")
+
+
+def scrape_mastodon(store: Store, settings: Settings, corpus: str, account: str, *, limit: int = STATUSES_CAP,
+                    replies: bool = False, boosts: bool = False, no_wait: bool = False,
+                    reporter: ScrapeReporter | None = None) -> SourceSummary:
+    """Scrape a Mastodon account's statuses into `corpus`, newest first, page by page, on the account's instance."""
+    access = mastodon_access(settings)
+    name = mastodon_account(account)  # checked, and its instance known, before anything is fetched
+    summary = SourceSummary(source=name.label(instance_domain(home_instance(name, access)[0])))
+    with MastodonReader(access, waiter=_waiter(settings, no_wait, reporter)) as reader:
+        pages = reader.pages(account, limit=limit, replies=replies, boosts=boosts)
+        _store_pages(store, corpus, pages, summary, limit=limit, reporter=reporter)
+    return summary
+
+
+def bluesky_client(settings: Settings) -> tuple[Client, str]:
+    """A client to read Bluesky with, and the server it reads from: logged in as BLUESKY_HANDLE when its app password
+    is set (the session posting keeps, `bot.publishers.bluesky_session`), else anonymous (`read_url`)."""
+    password = settings.bluesky_app_password
+    if settings.bluesky_handle and password is not None and password.get_secret_value():
+        from bot.publishers.base import PublishError
+        from bot.publishers.bluesky_session import BlueskySession
+
+        session = BlueskySession(settings)
+        try:
+            return session.ready(), settings.bluesky_url
+        except PublishError as error:  # the login's sentence; a login has nothing to do with a post
+            session.close()
+            raise ScrapeError(str(error)) from error
+    url = read_url(settings.bluesky_url, logged_in=False)
+    return xrpc_client(url), url
+
+
+def scrape_bluesky(store: Store, settings: Settings, corpus: str, actor: str, *, limit: int = FEED_CAP,
+                   replies: bool = False, reposts: bool = False, no_wait: bool = False,
+                   reporter: ScrapeReporter | None = None) -> SourceSummary:
+    """Scrape a Bluesky account's posts into `corpus`, newest first, page by page."""
+    name = bluesky_actor(actor)  # checked before anything is fetched, or logged in
+    summary = SourceSummary(source=name if name.startswith("did:") else f"@{name}")
+    client, url = bluesky_client(settings)
+    with BlueskyReader(client, url=url, waiter=_waiter(settings, no_wait, reporter)) as reader:
+        pages = reader.pages(name, limit=limit, replies=replies, reposts=reposts)
         _store_pages(store, corpus, pages, summary, limit=limit, reporter=reporter)
     return summary
 

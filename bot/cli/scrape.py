@@ -1,4 +1,4 @@
-"""`bot scrape reddit` and `bot scrape x`: posts of subreddits or of an account into a corpus."""
+"""`bot scrape reddit`, `x`, `mastodon` and `bluesky`: posts of subreddits or of an account into a corpus."""
 
 from __future__ import annotations
 
@@ -17,17 +17,25 @@ if TYPE_CHECKING:
     from bot.scraping import SourceSummary
     from scrapers.waiting import Wait
 
-scrape_app = typer.Typer(help="Scrape subreddits or an X account into a corpus.", no_args_is_help=True)
+# Short: `bot --help` cuts a longer help; the commands below name the platforms.
+scrape_app = typer.Typer(help="Scrape subreddits or an account into a corpus.", no_args_is_help=True)
 app.add_typer(scrape_app, name="scrape")
 
 SORTS = ("top", "hot", "new")  # scrapers.reddit.SORTS, repeated so `bot --help` imports no scraper
 TIMES = ("hour", "day", "week", "month", "year", "all")
 REDDIT_LIMIT, X_LIMIT = 1000, 3200  # what the APIs serve at most: a listing's 1,000, an account's 3,200 latest
+MASTODON_LIMIT, MASTODON_DEFAULT = 10_000, 3200  # scrapers.mastodon.STATUSES_CAP, and bots.toml's default limit
+BLUESKY_LIMIT, BLUESKY_DEFAULT = 10_000, 3200  # scrapers.bluesky.FEED_CAP, and bots.toml's default limit
 SKIP_LABELS: dict[str, Callable[[int], str]] = {  # how a summary names each reason, given the count; in this order
     "stickied": lambda n: "stickied",
     "removed": lambda n: "removed or deleted",
     "nsfw": lambda n: "NSFW",
     "reply": lambda n: "reply" if n == 1 else "replies",
+    "boost": lambda n: "boost" if n == 1 else "boosts",
+    "repost": lambda n: "repost" if n == 1 else "reposts",
+    "private": lambda n: "not public",
+    "content_warning": lambda n: "behind a content warning",
+    "no_text": lambda n: "without text",
 }
 PUBLIC_NOTE = ("Reading Reddit's public listings without credentials, at most 10 requests a minute; "
                "set REDDIT_CLIENT_ID and REDDIT_CLIENT_SECRET to read faster (see the README).")
@@ -94,6 +102,55 @@ def x(
         summary = scraping.scrape_x(context.store(), context.settings(), corpus, username, limit=limit,
                                     include_replies=include_replies, include_retweets=include_retweets,
                                     no_wait=no_wait, reporter=display)
+    if json_:
+        output.print_json({"corpus": corpus, **summary.to_json()})
+    _exit_on_errors([summary])
+
+
+@scrape_app.command("mastodon", short_help="Add a Mastodon account's statuses to a corpus.")
+def mastodon(
+    account: Annotated[str, typer.Argument(help="The account, like Gargron@mastodon.social; a bare name is on "
+                                                "MASTODON_API_BASE_URL's instance.")],
+    corpus: Annotated[str, typer.Option("--corpus", help="Corpus to add the statuses to.", callback=corpus_name)],
+    limit: Annotated[int, typer.Option("--limit", min=1, max=MASTODON_LIMIT,
+                                       help="Statuses to read, newest first.")] = MASTODON_DEFAULT,
+    replies: Annotated[bool, typer.Option("--replies", help="Keep replies to other accounts.")] = False,
+    boosts: Annotated[bool, typer.Option("--boosts", help="Keep the posts the account boosted.")] = False,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Fail instead of waiting out a rate limit.")] = False,
+    json_: JSON = False,
+) -> None:
+    """Add a Mastodon account's public statuses to a corpus, read on its own instance (most need no token);
+    scraping again adds only what is new."""
+    from bot import scraping
+    from bot.cli import context, output
+
+    with ScrapeDisplay(print_summaries=not json_) as display, display.interruptible():
+        summary = scraping.scrape_mastodon(context.store(), context.settings(), corpus, account, limit=limit,
+                                           replies=replies, boosts=boosts, no_wait=no_wait, reporter=display)
+    if json_:
+        output.print_json({"corpus": corpus, **summary.to_json()})
+    _exit_on_errors([summary])
+
+
+@scrape_app.command("bluesky", short_help="Add a Bluesky account's posts to a corpus.")
+def bluesky(
+    actor: Annotated[str, typer.Argument(help="The account: a handle like bsky.app or @bsky.app, or a DID.")],
+    corpus: Annotated[str, typer.Option("--corpus", help="Corpus to add the posts to.", callback=corpus_name)],
+    limit: Annotated[int, typer.Option("--limit", min=1, max=BLUESKY_LIMIT,
+                                       help="Posts to read, newest first.")] = BLUESKY_DEFAULT,
+    replies: Annotated[bool, typer.Option("--replies", help="Keep replies.")] = False,
+    reposts: Annotated[bool, typer.Option("--reposts", help="Keep the posts the account reposted.")] = False,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Fail instead of waiting out a rate limit.")] = False,
+    json_: JSON = False,
+) -> None:
+    """Add a Bluesky account's posts to a corpus (logged in as BLUESKY_HANDLE where its app password is set, else
+    through Bluesky's public AppView); scraping again adds only what is new."""
+    from bot import scraping
+    from bot.cli import context, output
+
+    with ScrapeDisplay(print_summaries=not json_) as display, display.interruptible():
+        summary = scraping.scrape_bluesky(context.store(), context.settings(), corpus, actor, limit=limit,
+                                          replies=replies, reposts=reposts, no_wait=no_wait, reporter=display)
     if json_:
         output.print_json({"corpus": corpus, **summary.to_json()})
     _exit_on_errors([summary])

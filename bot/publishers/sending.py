@@ -1,4 +1,5 @@
-"""Whether a failed request was sent: read from the requests/urllib3 exception chain, the same for every platform.
+"""Whether a failed request was sent, and why it failed in a few words: read from the requests/urllib3 exception
+chain, the same for every platform.
 
 Only a failure to connect (or a URL that could not be used) proves that nothing went out; anything else (a timeout
 while waiting, a dropped connection, an answer cut off) may come after the platform acted on the request.
@@ -39,3 +40,33 @@ def causes(error: BaseException) -> Iterator[BaseException]:
 def certainly_not_sent(error: BaseException) -> bool:
     """True when `error` came before any of the request went out; False when it may have reached the server."""
     return any(isinstance(cause, NOT_SENT) for cause in causes(error))
+
+
+def why_not_connected(error: BaseException) -> str:
+    """A few words on why no connection was made, for a sentence that says nothing was posted."""
+    found = list(causes(error))
+    if any(isinstance(c, urllib3.exceptions.NameResolutionError) for c in found):
+        return "its host name was not found"
+    if any(isinstance(c, ssl.SSLCertVerificationError) for c in found):
+        return "its certificate could not be verified"
+    if any(isinstance(c, ConnectionRefusedError) for c in found):
+        return "the connection was refused"
+    if any(type(c) is urllib3.exceptions.ConnectTimeoutError or type(c) is requests.exceptions.ConnectTimeout
+           for c in found):
+        return "connecting timed out"
+    return "no connection could be made"
+
+
+def why_failed(error: BaseException) -> str:
+    """A few words on how a request that went out failed, from the first requests exception in the chain (a client
+    library may wrap it, as Mastodon.py does)."""
+    found = next((c for c in causes(error) if isinstance(c, requests.RequestException)), error)
+    if isinstance(found, requests.exceptions.JSONDecodeError):
+        return "the answer was not JSON"
+    if isinstance(found, requests.exceptions.ChunkedEncodingError):
+        return "the answer was cut off"
+    if isinstance(found, requests.Timeout):
+        return "no answer in time"
+    if isinstance(found, requests.ConnectionError):
+        return "the connection dropped before an answer"
+    return type(found).__name__

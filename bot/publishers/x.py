@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import html
 import logging
-import ssl
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-import urllib3.exceptions
 from pydantic import SecretStr
 
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.publishers.base import Outcome, PostKey, Posted, PublishError, RemotePost
-from bot.publishers.sending import causes, certainly_not_sent
+from bot.publishers.sending import certainly_not_sent, why_failed, why_not_connected
 from scrapers.http import TIMEOUT, RetryingAdapter, json_body
 from scrapers.x import DEFAULT_RESET, MIN_PAGE_SIZE, PAGE_SIZE, POST_URL, RESET_MARGIN, TIMELINE_CAP, TWEEPY_HOST
 
@@ -168,13 +166,13 @@ def _failure(error: Exception, *, what: str, posting: bool, username: str | None
                                 f"among @{username}'s posts before posting it again.", outcome=Outcome.UNKNOWN)
         return PublishError(f"X answered {what} with {status}; try again later.", outcome=Outcome.TRANSIENT)
     if certainly_not_sent(error):
-        return PublishError(f"Could not connect to X ({_why_not_connected(error)}), so nothing was posted; check "
+        return PublishError(f"Could not connect to X ({why_not_connected(error)}), so nothing was posted; check "
                             "the network and X_API_URL.", outcome=Outcome.TRANSIENT)
     if posting:
-        return PublishError(f"The connection to X failed after the post was sent ({_why_failed(error)}), so it may "
+        return PublishError(f"The connection to X failed after the post was sent ({why_failed(error)}), so it may "
                             f"have been posted; look for it among @{username}'s posts before posting it again.",
                             outcome=Outcome.UNKNOWN)
-    return PublishError(f"The connection to X failed during {what} ({_why_failed(error)}); check the network and "
+    return PublishError(f"The connection to X failed during {what} ({why_failed(error)}); check the network and "
                         "try again later.", outcome=Outcome.TRANSIENT)
 
 
@@ -209,31 +207,6 @@ def _reset_time(headers: Mapping[str, str]) -> datetime:
     except (KeyError, ValueError, OverflowError, OSError):  # absent, or not a time
         return now + timedelta(seconds=DEFAULT_RESET)
     return max(reset, now) + timedelta(seconds=RESET_MARGIN)
-
-
-def _why_not_connected(error: BaseException) -> str:
-    found = list(causes(error))
-    if any(isinstance(c, urllib3.exceptions.NameResolutionError) for c in found):
-        return "its host name was not found"
-    if any(isinstance(c, ssl.SSLCertVerificationError) for c in found):
-        return "its certificate could not be verified"
-    if any(isinstance(c, ConnectionRefusedError) for c in found):
-        return "the connection was refused"
-    if any(type(c) is urllib3.exceptions.ConnectTimeoutError for c in found):
-        return "connecting timed out"
-    return "no connection could be made"
-
-
-def _why_failed(error: BaseException) -> str:
-    if isinstance(error, requests.exceptions.JSONDecodeError):
-        return "the answer was not JSON"
-    if isinstance(error, requests.exceptions.ChunkedEncodingError):
-        return "the answer was cut off"
-    if isinstance(error, requests.Timeout):
-        return "no answer in time"
-    if isinstance(error, requests.ConnectionError):
-        return "the connection dropped before an answer"
-    return type(error).__name__
 
 
 def _remote_post(post: Mapping[str, Any], *, username: str) -> RemotePost:

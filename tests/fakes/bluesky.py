@@ -10,7 +10,8 @@ the lexicons (lexicons/com/atproto, lexicons/app/bsky) have them:
   5 minutes and 300 a day per account). An app password gives scope `com.atproto.appPass`, the main password
   `com.atproto.access`. Tokens are HS256 JWTs: access `{"typ": "at+jwt"}` with `scope, sub, aud, iat, exp` (2 hours),
   refresh `{"typ": "refresh+jwt"}` with a `jti` (90 days). The SDK reads `exp` (it does not check signatures) and
-  refreshes 15 minutes before it.
+  refreshes 15 minutes before it. Here access tokens carry a `jti` too, so that two issued in one second differ
+  (`expire_access_tokens` expires tokens one by one).
 - `com.atproto.server.refreshSession` (the refresh token as the bearer) rotates it: the old one keeps giving the same
   successor for REFRESH_GRACE, then answers 400 `ExpiredToken` "Token has been revoked". `getSession` answers the
   session. An expired access token: 400 `ExpiredToken` "Token has expired"; a bad one 400 `InvalidToken`; none, where
@@ -25,6 +26,9 @@ the lexicons (lexicons/com/atproto, lexicons/app/bsky) have them:
   `swapCommit` other than the head: 400 `InvalidSwap`.
 - `com.atproto.repo.getRecord` `?repo&collection&rkey` answers `{uri, cid, value}`, or 400 `RecordNotFound` "Could
   not locate record: at://..."; `deleteRecord` answers `{commit}`, or `{}` where there was nothing to delete.
+  `com.atproto.repo.listRecords` `?repo&collection&limit (1-100, default 50)&cursor&reverse` answers `{records: [{uri,
+  cid, value}], cursor}` in rkey order, highest first unless `reverse`; the cursor (the page's last rkey) comes with
+  every page that has records, and the next page starts after it (the PDS's listRecords; no login needed).
 - `app.bsky.feed.getAuthorFeed` `?actor&limit (1-100, default 50)&cursor&filter` answers `{feed: [{post, reply?,
   reason?}], cursor}` newest first: a repost is the reposted post with `reason` `app.bsky.feed.defs#reasonRepost`, a
   reply carries `reply: {root, parent}`; `posts_no_replies` leaves out the author's replies (not reposts),
@@ -77,6 +81,7 @@ REPOST = "app.bsky.feed.repost"
 POST_MAX_BYTES = 3000  # the lexicon's maxLength for a post's text: UTF-8 bytes, though its message says characters
 POST_MAX_GRAPHEMES = 300  # its maxGraphemes
 FEED_DEFAULT_LIMIT, FEED_MAX_LIMIT = 50, 100
+LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT = 50, 100
 FEED_FILTERS = ("posts_with_replies", "posts_no_replies", "posts_with_media", "posts_and_author_threads",
                 "posts_with_video")
 BASE_TIME = 1_700_000_000  # createdAt of the first post `post()` adds: 2023-11-14 22:13:20 UTC
@@ -89,6 +94,7 @@ REFRESH_SESSION_PATH = XRPC + "com.atproto.server.refreshSession"
 GET_SESSION_PATH = XRPC + "com.atproto.server.getSession"
 CREATE_RECORD_PATH = XRPC + "com.atproto.repo.createRecord"
 GET_RECORD_PATH = XRPC + "com.atproto.repo.getRecord"
+LIST_RECORDS_PATH = XRPC + "com.atproto.repo.listRecords"
 DELETE_RECORD_PATH = XRPC + "com.atproto.repo.deleteRecord"
 AUTHOR_FEED_PATH = XRPC + "app.bsky.feed.getAuthorFeed"
 PROFILE_PATH = XRPC + "app.bsky.actor.getProfile"
@@ -374,6 +380,7 @@ class FakeBluesky:
             ("POST", CREATE_SESSION_PATH): self._create_session, ("POST", REFRESH_SESSION_PATH): self._refresh_session,
             ("GET", GET_SESSION_PATH): self._get_session, ("POST", CREATE_RECORD_PATH): self._create_record,
             ("GET", GET_RECORD_PATH): self._get_record, ("POST", DELETE_RECORD_PATH): self._delete_record,
+            ("GET", LIST_RECORDS_PATH): self._list_records,
             ("GET", AUTHOR_FEED_PATH): self._author_feed, ("GET", PROFILE_PATH): self._profile,
             ("GET", RESOLVE_HANDLE_PATH): self._resolve_handle,
         }
@@ -475,6 +482,32 @@ class FakeBluesky:
             return self._reply(400, {"error": "RecordNotFound", "message": f"Could not locate record: {uri}"})
         return self._reply(200, {"uri": record.uri, "cid": record.cid, "value": record.value})
 
+    def _list_records(self, request: Request) -> Reply:
+        if error := self._optional_auth(request):
+            return error
+        query = request.query
+        for name in ("repo", "collection"):
+            if name not in query:
+                return self._reply(400, invalid_request(f'Error: Params must have the property "{name}"'))
+        limit = int(query.get("limit", LIST_DEFAULT_LIMIT))
+        if not 1 <= limit <= LIST_MAX_LIMIT:
+            bound = "greater than 100" if limit > LIST_MAX_LIMIT else "less than 1"
+            return self._reply(400, invalid_request(f"Error: limit can not be {bound}"))
+        try:
+            did = self.did(query["repo"])
+        except KeyError:
+            return self._reply(400, invalid_request(f"Could not find repo: {query['repo']}"))
+        reverse = query.get("reverse") == "true"
+        keys = sorted((rkey for collection, rkey in self.repos[did].records if collection == query["collection"]),
+                      reverse=not reverse)
+        if cursor := query.get("cursor"):
+            keys = [rkey for rkey in keys if (rkey > cursor if reverse else rkey < cursor)]
+        page = [self.repos[did].records[(query["collection"], rkey)] for rkey in keys[:limit]]
+        answer: dict[str, Any] = {"records": [{"uri": r.uri, "cid": r.cid, "value": r.value} for r in page]}
+        if page:
+            answer["cursor"] = _split(page[-1].uri)[2]
+        return self._reply(200, answer)
+
     def _delete_record(self, request: Request) -> Reply:
         claims, error = self._verify(request, "at+jwt")
         if error:
@@ -551,7 +584,8 @@ class FakeBluesky:
         jti = jti or secrets.token_urlsafe(24)
         self._refresh.setdefault(jti, RefreshState(actor.did, scope))
         access = _jwt({"typ": "at+jwt", "alg": "HS256"}, {"scope": scope, "sub": actor.did, "aud": SERVICE_DID,
-                                                          "iat": now, "exp": now + self.access_lifetime})
+                                                          "iat": now, "exp": now + self.access_lifetime,
+                                                          "jti": secrets.token_urlsafe(12)})
         refresh = _jwt({"typ": "refresh+jwt", "alg": "HS256"},
                        {"scope": "com.atproto.refresh", "sub": actor.did, "aud": SERVICE_DID, "jti": jti,
                         "iat": now, "exp": now + REFRESH_LIFETIME})

@@ -133,6 +133,24 @@ def test_a_missing_record_is_record_not_found(fake: FakeBluesky) -> None:
                                                        f"app.bsky.feed.post/{RKEY}")
 
 
+def test_list_records_pages_by_rkey_highest_first_with_the_last_rkey_as_cursor(fake: FakeBluesky) -> None:
+    client = logged_in(fake)
+    for n, rkey in enumerate(("3lbxf2jbbkc2a", "3lbxf2jbbkc2c", "3lbxf2jbbkc2b")):
+        post(client, f"post {n}", rkey=rkey)
+    pages, cursor = [], None
+    while True:
+        page = client.com.atproto.repo.list_records({"repo": ACCOUNT_DID, "collection": bluesky.POST, "limit": 2,
+                                                     "cursor": cursor})
+        pages.append(([record.value.text for record in page.records], page.cursor))
+        if not page.records:
+            break
+        cursor = page.cursor
+    assert pages == [(["post 1", "post 2"], "3lbxf2jbbkc2b"), (["post 0"], "3lbxf2jbbkc2a"), ([], None)]
+    oldest = Client(base_url=fake.url).com.atproto.repo.list_records(  # no login needed
+        {"repo": ACCOUNT, "collection": bluesky.POST, "reverse": True})
+    assert [record.value.text for record in oldest.records] == ["post 0", "post 2", "post 1"]
+
+
 @pytest.mark.parametrize(("rkey", "message"), [(".", 'record key can not be "." or ".."'),
                                                ("has space", "record key syntax not valid (regex)")])
 def test_a_bad_rkey_is_an_invalid_request(fake: FakeBluesky, rkey: str, message: str) -> None:
