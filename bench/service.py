@@ -8,6 +8,9 @@
    quiet minute: resident memory and CPU seconds per minute.
 3. refill: one refill job filling an empty queue with 100 candidates from a `small` model trained one epoch on
    the bundled Hacker News titles (sampling and filter cost do not depend on how well it is trained).
+4. platforms: the same race as 1 (4 workers, SQLite) through the Mastodon and Bluesky publishers, against the local
+   fake servers the tests use (tests/fakes: the real Mastodon.py and atproto clients over HTTP on 127.0.0.1), 2 bots
+   of 150 candidates each: posts per second, the statuses or records the server holds, doubles, and logins.
 
     python bench/service.py --json bench/results/service.json
 """
@@ -39,8 +42,13 @@ IDLE_SECONDS = 60.0  # the quiet minute
 REFILL_SIZE = 100
 
 
-def bots_toml(names: list[str], *, destination: str, schedule: str = "") -> str:
-    return "".join(f'[[bot]]\nname = "{n}"\ncorpus = "{n}"\nplatform = "file"\ndestination = "{destination}"\n'
+PLATFORM_BOTS = 2
+PLATFORM_PER_BOT = 150  # approved candidates per bot on each platform: 300 in all
+
+
+def bots_toml(names: list[str], *, destination: str | None, schedule: str = "", platform: str = "file") -> str:
+    where = f'destination = "{destination}"\n' if destination else ""
+    return "".join(f'[[bot]]\nname = "{n}"\ncorpus = "{n}"\nplatform = "{platform}"\n{where}'
                    f'daily_cap = 1000\nqueue_size = {REFILL_SIZE}\n{schedule}\n' for n in names)
 
 
@@ -71,27 +79,26 @@ def _worker(url: str, config: str, home: str, offset: int, start: multiprocessin
     store.close()
 
 
-def cycles(url: str, label: str) -> dict[str, object]:
-    from sqlalchemy import func, insert, select
+def _race(url: str, config: Path, home: Path, names: list[str], per_bot: int) -> tuple[float, list[int]]:
+    """Approve `per_bot` candidates for each bot, then let WORKERS processes post them all: (seconds, posts each)."""
+    from sqlalchemy import insert
 
     from bot.store import open_store
     from bot.store.schema import Candidate, Status, utcnow
 
-    home = Path(tempfile.mkdtemp(prefix="nnbot-bench-"))
-    names = [f"bot{i:02d}" for i in range(BOTS)]
-    config = home / "bots.toml"
-    config.write_text(bots_toml(names, destination="posts.jsonl"))
     store = open_store(url)
     now = utcnow()
     rows = [{"bot": n, "model": n, "text": f"{n} candidate {i}", "sampled_text": f"{n} candidate {i}",
              "temperature": 0.8, "top_k": 0, "top_p": 1.0, "logprob": -10.0, "tokens": 5, "status": Status.APPROVED,
              "created_at": now, "updated_at": now, "approved_at": now, "attempts": 0}
-            for n in names for i in range(PER_BOT)]
+            for n in names for i in range(per_bot)]
     with store.session() as session:
         session.execute(insert(Candidate.__table__), rows)
+    store.close()
     context = multiprocessing.get_context("spawn")
     start, done = context.Event(), context.Queue()
-    workers = [context.Process(target=_worker, args=(url, str(config), str(home), i * BOTS // WORKERS, start, done))
+    workers = [context.Process(target=_worker, args=(url, str(config), str(home), i * len(names) // WORKERS, start,
+                                                     done))
                for i in range(WORKERS)]
     for w in workers:
         w.start()
@@ -102,6 +109,21 @@ def cycles(url: str, label: str) -> dict[str, object]:
     seconds = time.perf_counter() - began
     for w in workers:
         w.join()
+    return seconds, counts
+
+
+def cycles(url: str, label: str) -> dict[str, object]:
+    from sqlalchemy import func, select
+
+    from bot.store import open_store
+    from bot.store.schema import Candidate
+
+    home = Path(tempfile.mkdtemp(prefix="nnbot-bench-"))
+    names = [f"bot{i:02d}" for i in range(BOTS)]
+    config = home / "bots.toml"
+    config.write_text(bots_toml(names, destination="posts.jsonl"))
+    seconds, counts = _race(url, config, home, names, PER_BOT)
+    store = open_store(url)
     lines = (home / "posts.jsonl").read_text().splitlines()
     import json
 
@@ -119,6 +141,54 @@ def cycles(url: str, label: str) -> dict[str, object]:
               "doubles": len(texts) - len(set(texts)) + abs(sum(counts) - total)}
     print(f"{label}: {result['cycles_per_second']} cycles/s, doubles {result['doubles']}", file=sys.stderr)
     return result
+
+
+def platforms() -> list[dict[str, object]]:
+    """The race through the Mastodon and Bluesky publishers, against the tests' fake servers on 127.0.0.1."""
+    from sqlalchemy import func, select
+
+    from bot.store import open_store
+    from bot.store.schema import Candidate
+    from tests.fakes import bluesky, mastodon
+
+    results = []
+    for platform in ("mastodon", "bluesky"):
+        home = Path(tempfile.mkdtemp(prefix="nnbot-bench-"))
+        names = [f"{platform[:2]}{i}" for i in range(PLATFORM_BOTS)]
+        config = home / "bots.toml"
+        config.write_text(bots_toml(names, destination=None, platform=platform))
+        url = f"sqlite:///{home / 'bot.db'}"
+        saved = dict(os.environ)
+        with (mastodon.FakeMastodon() if platform == "mastodon" else bluesky.FakeBluesky()) as fake:
+            if platform == "mastodon":
+                fake.api_limit = fake.statuses_limit = 10 ** 6  # the race, not the instance's limits, is measured
+                os.environ.update(MASTODON_API_BASE_URL=fake.url, MASTODON_ACCESS_TOKEN=mastodon.TOKEN)
+            else:
+                os.environ.update(BLUESKY_URL=fake.url, BLUESKY_HANDLE=bluesky.ACCOUNT,
+                                  BLUESKY_APP_PASSWORD=bluesky.APP_PASSWORD)
+            try:
+                seconds, counts = _race(url, config, home, names, PLATFORM_PER_BOT)
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
+            made = [p["text"] for p in fake.posted] if platform == "mastodon" else [r.value["text"] for r in fake.created]
+            posts = len(fake.post_requests()) if platform == "mastodon" else fake.create_requests()
+            logins = None if platform == "mastodon" else fake.login_requests()
+        store = open_store(url)
+        with store.session() as session:
+            by_status = dict(session.execute(select(Candidate.status, func.count()).group_by(Candidate.status)).all())
+            remote = session.scalar(select(func.count(func.distinct(Candidate.remote_id))))
+        store.close()
+        shutil.rmtree(home)
+        total = PLATFORM_BOTS * PLATFORM_PER_BOT
+        result = {"platform": platform, "database": "sqlite", "workers": WORKERS, "candidates": total,
+                  "seconds": round(seconds, 2), "posts_per_second": round(total / seconds, 1),
+                  "posted_per_worker": counts, "held_by_server": len(made), "post_requests": posts,
+                  "distinct_texts_held": len(set(made)), "statuses": by_status, "distinct_remote_ids": remote,
+                  "logins": logins, "doubles": len(made) - len(set(made)) + abs(sum(counts) - total)}
+        print(f"{platform}: {result['posts_per_second']} posts/s, doubles {result['doubles']}", file=sys.stderr)
+        results.append(result)
+    return results
 
 
 def postgres_database() -> tuple[str, callable]:
@@ -228,7 +298,8 @@ def refill() -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write the result here")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["sqlite", "postgresql", "idle", "refill"])
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["sqlite", "postgresql", "idle", "refill", "platforms"])
     args = parser.parse_args()
     result: dict[str, object] = {"benchmark": "service", "date": today(), "machine": machine(), "cycles": []}
     if "sqlite" not in args.skip:
@@ -245,6 +316,8 @@ def main() -> None:
         result["idle"] = idle()
     if "refill" not in args.skip:
         result["refill"] = refill()
+    if "platforms" not in args.skip:
+        result["platforms"] = platforms()
     write_result(result, args.json)
 
 
