@@ -83,3 +83,18 @@ def test_every_credential_a_platform_needs_is_a_setting_and_in_env_example(name:
     for credential in platforms.platform(name).credentials:
         assert credential.lower() in Settings.model_fields
         assert re.search(rf"^#?\s*{credential}=", example, re.MULTILINE), credential
+
+
+def test_every_bots_toml_example_in_the_readme_loads_and_the_platforms_each_have_one(tmp_path) -> None:
+    from pathlib import Path
+
+    from bot.config import load_bots_file
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    examples = re.findall(r"```toml\n(.*?)```", readme, re.DOTALL)
+    shown = set()
+    for n, example in enumerate(examples):
+        path = tmp_path / f"example{n}.toml"
+        path.write_text(example)
+        shown |= {bot.platform for bot in load_bots_file(path).bot}
+    assert shown >= set(platforms.NAMES) - {"file"}  # the file platform is the demo's, described in prose
