@@ -47,8 +47,9 @@ def test_config_defaults_and_typos():
 
 
 def test_unknown_platform_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"^Unknown platform 'mastodon'; use one of reddit, x, file\.$"):
-        filters("mastodon")
+    with pytest.raises(ConfigError, match=r"^Unknown platform 'myspace'; use one of reddit, x, mastodon, bluesky, "
+                                          r"file\.$"):
+        filters("myspace")
 
 
 def test_names_list_the_filters_that_run_in_order():
