@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 from bot.cli import app, state
 from bot.cli.options import JSON
@@ -13,10 +15,15 @@ if TYPE_CHECKING:
     from bot.demo import DemoResult
 
 SHOW_ACCEPTED = 15  # accepted titles the demo prints
+# --minutes's default is bot.demo.DEMO_MAX_MINUTES (not imported here: `bot --help` imports nothing heavy)
 
 
 @app.command(short_help="Run the whole job offline on bundled Hacker News titles.")
-def demo(json_: JSON = False) -> None:
+def demo(
+    minutes: Annotated[float, typer.Option("--minutes", min=0.1, max=60, help="Training time, at most (default "
+                                           "3: the demo ends within 5 minutes on a 2-core machine).")] = 3.0,
+    json_: JSON = False,
+) -> None:
     """Run the whole job offline on a bundled corpus of Hacker News titles, leaving candidates to review."""
     from bot.cli import context, output
     from bot.cli.progress import TrainingDisplay
@@ -30,7 +37,7 @@ def demo(json_: JSON = False) -> None:
     settings = context.settings()
     bots_path = context.config_path() or settings.bot_home / "bots.toml"
     with TrainingDisplay() as display:
-        result = run_demo(context.store(), settings, bots_path, reporter=display, on_stage=stage)
+        result = run_demo(context.store(), settings, bots_path, reporter=display, on_stage=stage, max_minutes=minutes)
     seconds = time.monotonic() - started
     t = result.training
     if json_:

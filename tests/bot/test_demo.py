@@ -8,13 +8,16 @@ import pytest
 from bot.bots_toml import add_bot
 from bot.cli import main
 from bot.config import load_bots_file, load_settings
-from bot.demo import DEMO_MAX_MINUTES, MIN_PENDING, demo_bot_table
+from bot.demo import MIN_PENDING, demo_bot_table
 from bot.errors import ConfigError
+
+
+TEST_MINUTES = 1.0  # the demo's 3-minute default is measured in bench/RESULTS.md; the whole job is what is tested here
 
 
 def test_demo_runs_the_whole_job_and_leaves_candidates_to_review(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "argv", ["bot", "demo", "--json"])
+    monkeypatch.setattr(sys, "argv", ["bot", "demo", "--minutes", str(TEST_MINUTES), "--json"])
     with pytest.raises(SystemExit) as exit_:
         main()
     assert exit_.value.code == 0
@@ -22,7 +25,7 @@ def test_demo_runs_the_whole_job_and_leaves_candidates_to_review(
     result = json.loads(out)
     assert result["documents"] == 1996  # 2,000 titles, four of them repeats
     assert result["words"] == 13_673
-    assert result["training_seconds"] <= DEMO_MAX_MINUTES * 60 + 60  # the limit, plus the epoch it cuts short
+    assert result["training_seconds"] <= TEST_MINUTES * 60 + 60  # the limit, plus the epoch it cuts short
     assert result["sampled"] == sum(result["rejections"].values()) + len(result["accepted"])
     assert result["pending"] >= MIN_PENDING and len(result["accepted"]) >= MIN_PENDING
     assert list(result["rejections"]) == ["unfinished", "empty", "controls", "length", "novelty", "duplicate",
