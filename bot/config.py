@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     # what new models are fine-tuned from: a model name under BOT_HOME/models, a model folder, or "none" (from
     # scratch); unset: the base model nnbot ships (bot/data/base), where this install has it
     bot_base_model: str | None = None
+    # the Redis that carries training and refill tasks to `bot worker`s, e.g. redis://127.0.0.1:6379/0; unset:
+    # `bot run` does every job in-process; repr=False: the URL may hold a password
+    bot_broker_url: str | None = Field(default=None, repr=False)
+    # seconds a task a worker took may go unacknowledged before Redis hands it to another worker: longer than the
+    # longest training (a bot's [bot.training] max_minutes), since a task still running then is handed out again
+    # (the second worker sees it running and drops it); a task whose worker died is handed out again after it
+    bot_broker_visibility_timeout: float = Field(default=3600.0, ge=1, le=7 * 86400)
 
     reddit_client_id: str | None = None
     reddit_client_secret: SecretStr | None = None
@@ -120,6 +127,15 @@ class Settings(BaseSettings):
         if url is not None and problem is not None:
             raise ValueError(f"{mask_password(url)!r} is not a SQLite or PostgreSQL URL nnbot can use{problem}; "
                              f"write it like {DATABASE_URL_FORMS}")
+        return url
+
+    @field_validator("bot_broker_url")
+    @classmethod
+    def _usable_broker_url(cls, url: str | None) -> str | None:
+        url = url.strip() if url else None  # empty: no broker, as unset
+        if url is not None and not re.match(r"^(redis|rediss|redis\+socket)://", url):
+            raise ValueError(f"{mask_password(url)!r} is not a Redis URL; write it like redis://host:6379/0 (or "
+                             "leave it unset to run every job inside `bot run`)")
         return url
 
     @property

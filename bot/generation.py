@@ -110,15 +110,20 @@ def novelty_index(session: Session, corpus_name: str, cache_dir: Path) -> Novelt
 def generate(store: Store, settings: Settings, model_name: str, *, n: int, sampling: SamplingSettings,
              prefix: str = "", seed: int | None = None, platform: str = DEFAULT_PLATFORM,
              filters: FilterConfig | None = FilterConfig(), enqueue_bot: str | None = None,
-             enqueue_limit: int | None = None, progress: Callable[[int], None] | None = None) -> GenerationReport:
+             enqueue_limit: int | None = None, queue_size: int | None = None,
+             progress: Callable[[int], None] | None = None) -> GenerationReport:
     """Sample `n` texts; with `filters`, keep those every filter passes; score them with the base model (`reader`);
-    with `enqueue_bot`, queue them as pending (at most `enqueue_limit` of them: the most plausible, `rank`)."""
+    with `enqueue_bot`, queue them as pending (at most `enqueue_limit` of them: the most plausible, `rank`).
+
+    With `queue_size`, the room left in the bot's queue is counted again in the transaction that queues, under the
+    bot's lock (`bot.posting.lock_bot`): two refills of one bot at once (two workers, a redelivered task) never
+    queue past it together."""
     started = time.monotonic()
     control = CONTROL.search(prefix)
     if control:
         raise BotError(f"The prefix contains the control character {printable(control.group(0))}, which no post may "
                        "hold; remove it.")
-    model = registry.load(settings, model_name)
+    model = registry.load(settings, model_name, store=store)  # fetched first where another host published it
     report = GenerationReport(model=model_name)
     with store.session() as session:
         filter_set = _filter_set(session, settings, model.info, filters, platform, enqueue_bot)
@@ -142,6 +147,12 @@ def generate(store: Store, settings: Settings, model_name: str, *, n: int, sampl
             record = queue.SamplingRecord(model=model_name, temperature=sampling.temperature, top_k=sampling.top_k,
                                           top_p=sampling.top_p, prefix=prefix or None, seed=seed)
             chosen = list(range(len(report.accepted)))
+            if queue_size is not None:
+                from bot.posting import lock_bot
+
+                lock_bot(session, enqueue_bot)
+                room = max(0, queue_size - queue.ready_count(session, enqueue_bot))
+                enqueue_limit = room if enqueue_limit is None else min(enqueue_limit, room)
             if enqueue_limit is not None and len(chosen) > enqueue_limit:
                 chosen = sorted(sorted(chosen, key=report.rank, reverse=True)[:enqueue_limit])  # in sampled order
             report.enqueued = queue.enqueue(session, enqueue_bot, [report.accepted[i] for i in chosen], record,
@@ -195,7 +206,8 @@ def filters_for_candidate(session: Session, settings: Settings, candidate: Candi
     if config.novelty:
         info: dict[str, object] = {}
         try:
-            info = registry.load(settings, candidate.model).info
+            # the store around the session's engine: a review host may not have fetched the model yet
+            info = registry.load(settings, candidate.model, store=Store(session.get_bind())).info
         except (BotError, ModelError) as exc:
             log.warning("the edit is not checked against the model's corpus: %s", exc)
         corpus = info.get("corpus")

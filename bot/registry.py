@@ -1,16 +1,20 @@
-"""Trained models by name: the directories under BOT_HOME/models."""
+"""Trained models by name: the directories under BOT_HOME/models, brought up to date from the database where the
+caller gives the store and a version was published (`bot.model_store`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import Settings
 from bot.errors import NotFoundError
 from bot.names import is_valid_name
 from models.artifact import CONFIG, ModelArtifact, load_model
 from models.errors import ArtifactError
+
+if TYPE_CHECKING:
+    from bot.store import Store
 
 
 @dataclass(frozen=True)
@@ -30,9 +34,12 @@ class ModelSummary:
         return {**self.__dict__, "path": str(self.path)}
 
 
-def resolve(settings: Settings, name_or_path: str) -> Path:
-    """The folder of a model given by name (under BOT_HOME/models) or by path; NotFoundError if neither is one."""
+def resolve(settings: Settings, name_or_path: str, *, store: Store | None = None) -> Path:
+    """The folder of a model given by name (under BOT_HOME/models; with `store`, first fetched if another host
+    published a version this one lacks) or by path; NotFoundError if neither is one."""
     path = settings.model_dir(name_or_path) if is_valid_name(name_or_path) else None
+    if path is not None and store is not None:
+        _fetch(store, settings, name_or_path)
     if path is None or not path.exists():
         path = Path(name_or_path).expanduser()
     if not path.is_dir():
@@ -41,11 +48,21 @@ def resolve(settings: Settings, name_or_path: str) -> Path:
     return path
 
 
-def load(settings: Settings, name: str) -> ModelArtifact:
+def load(settings: Settings, name: str, *, store: Store | None = None) -> ModelArtifact:
+    """The model named `name`. With `store`, it is first made the version that serves in the database, where one was
+    published: one small query when this host has that version, a fetch when it does not."""
+    if store is not None:
+        _fetch(store, settings, name)
     path = settings.model_dir(name)
     if not path.exists():
         raise NotFoundError(f"There is no model named {name!r}; train one with `bot train CORPUS --model {name}`.")
     return load_model(path)
+
+
+def _fetch(store: Store, settings: Settings, name: str) -> None:
+    from bot.model_store import fetch_serving  # SQLAlchemy and the training module: only for callers with a store
+
+    fetch_serving(store, settings, name)
 
 
 def summarize(path: Path) -> ModelSummary:

@@ -7,6 +7,9 @@ half of each, and a retrain that fails or is interrupted leaves the old model se
 One process at a time trains a model name: `bot train` and the scheduler's retrain each hold the name's lock
 (BOT_HOME/models/.locks/NAME.lock) from the start of training to the swap, and the second to come is refused in one
 sentence, so neither writes into the other's folder nor swaps in an unfinished one.
+
+Both publish the finished model to the database (`bot.model_store`), from which other hosts fetch it: a retrained
+version is swapped in here only if it is the one that serves there (another training may have published first).
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from models import budget
 from models.artifact import ModelArtifact, load_model
 from models.config import ModelConfig, preset
 from models.finetuning import describe_shape, same_shape
-from models.trainer import LogReporter, TrainingReporter, TrainingSummary, resume_problem, train_model
+from models.trainer import (EpochResult, LogReporter, TrainingReporter, TrainingSummary, resume_problem,
+                            train_model)
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +116,12 @@ def train(store: Store, settings: Settings, corpus: str, model_name: str, config
     vocabulary (`models.finetuning`); `config` gives the training settings.
     `explain` is told in one line which preset "auto" chose and why. `locked`: the caller holds the model's lock.
     """
+    from bot import model_store  # it imports this module
+
     preset_name = config if isinstance(config, str) else None
+    own_folder = directory is None  # `bot train`: the model's own folder, published once trained
     directory = directory or settings.model_dir(model_name)
+    replaces = model_store.serving(store, model_name) if own_folder else None  # published, maybe by another host
     if resume and init_from is not None:
         raise BotError("--resume continues a model from its own weights and --init-from starts a new one from a "
                        "base model, so pass only one of them.")
@@ -121,17 +129,22 @@ def train(store: Store, settings: Settings, corpus: str, model_name: str, config
         raise BotError(f"There is no model named {model_name!r} to resume; train it without --resume first.")
     if preset_name is not None and preset_name != AUTO and not resume:
         config = preset(preset_name)  # an unknown name fails here, before anything is read
-    base = _base_model(settings, init_from, model_name, directory) if init_from is not None else None
+    base = _base_model(store, settings, init_from, model_name, directory) if init_from is not None else None
     if base is not None and preset_name is not None and preset_name != AUTO:
         _check_preset_shape(base, preset_name)
-    if directory.exists() and not (resume or replace):
+    if (directory.exists() or replaces is not None) and not (resume or replace):
         raise BotError(
             f"A model named {model_name!r} exists; pass --resume to continue training it or --force to replace it."
         )
     with model_lock(settings, model_name) if not locked else nullcontext():
-        return _train_locked(store, settings, corpus, model_name, config, preset_name, directory, base,
-                             max_minutes=max_minutes, resume=resume, replace=replace, reporter=reporter,
-                             overrides=overrides, explain=explain)
+        summary = _train_locked(store, settings, corpus, model_name, config, preset_name, directory, base,
+                                max_minutes=max_minutes, resume=resume, replace=replace, reporter=reporter,
+                                overrides=overrides, explain=explain)
+        if own_folder and not model_store.publish(store, model_name, directory, replaces=replaces).serving:
+            raise VersionSuperseded(f"Model {model_name!r} was trained, but another version of it was published "
+                                    "while it trained and serves instead; train it again with --force to replace "
+                                    "that one.")
+        return summary
 
 
 def _train_locked(store: Store, settings: Settings, corpus: str, model_name: str, config: ModelConfig | str,
@@ -165,6 +178,9 @@ def _train_locked(store: Store, settings: Settings, corpus: str, model_name: str
         info = {**trained.info, "resumed_at": now}  # corpus, preset, created_at: what it was first trained as
     else:
         info = {"corpus": corpus, "preset": preset_name, "created_at": now}  # the trainer adds what it read
+    from bot.model_store import MARKER
+
+    (directory / MARKER).unlink(missing_ok=True)  # a resume changes it: no longer the version it was published as
     summary = train_model(texts, directory, config, reporter=reporter, max_minutes=max_minutes, resume=resume,
                           info=info, init_from=base)
     return dataclasses.replace(summary, preset=preset_name)
@@ -179,10 +195,11 @@ def _check_preset_shape(base: ModelArtifact, preset_name: str) -> None:
                        "--from-scratch.")
 
 
-def _base_model(settings: Settings, init_from: str, model_name: str, directory: Path) -> ModelArtifact:
-    """The model `--init-from` names: one under BOT_HOME/models, else a model directory at that path."""
+def _base_model(store: Store, settings: Settings, init_from: str, model_name: str, directory: Path) -> ModelArtifact:
+    """The model `--init-from` names: one under BOT_HOME/models (fetched if it was published elsewhere), else a
+    model directory at that path."""
     try:
-        path = registry.resolve(settings, init_from)
+        path = registry.resolve(settings, init_from, store=store)
     except NotFoundError:
         raise NotFoundError(f"There is no model named {init_from!r} to start from; train it first with "
                             f"`bot train CORPUS --model {init_from}`, or give the path of a model directory.") from None
@@ -215,32 +232,53 @@ class TrainingCancelled(BotError):
     """The service is stopping; the model being trained is discarded."""
 
 
-class _Cancellable(LogReporter):
-    """Logs progress, and stops training at the next batch once `stopping` is set."""
+class VersionSuperseded(BotError):
+    """A training finished, but another training of the same model published its version first."""
 
-    def __init__(self, stopping: threading.Event) -> None:
+
+class _Cancellable(LogReporter):
+    """Logs progress (and tells `progress` of each epoch), and stops training at the next batch once `stopping` is
+    set."""
+
+    def __init__(self, stopping: threading.Event, progress: Callable[[EpochResult], None] | None = None) -> None:
         self.stopping = stopping
+        self.progress = progress
 
     def on_batch(self, **kwargs: object) -> None:
         if self.stopping.is_set():
             raise TrainingCancelled("Retraining was cancelled because the service is stopping; the old model serves.")
 
+    def on_epoch(self, result: EpochResult, *, best: bool) -> None:
+        super().on_epoch(result, best=best)
+        if self.progress is not None:
+            self.progress(result)
+
 
 def retrain(store: Store, settings: Settings, corpus: str, model_name: str, preset_name: str, *,
             max_minutes: float, stopping: threading.Event | None = None,
-            lock: threading.Lock | None = None, init_from: str | None = None) -> TrainingSummary:
+            lock: threading.Lock | None = None, init_from: str | None = None,
+            progress: Callable[[EpochResult], None] | None = None) -> TrainingSummary:
     """Train a new version of `model_name` on `corpus` (fine-tuned from `init_from`, else from scratch) and swap it
-    in once it is complete (holding `lock`, which whoever loads the model for sampling holds too)."""
+    in once it is complete (holding `lock`, which whoever loads the model for sampling holds too); `progress` is
+    told of each epoch."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     directory = settings.models_dir / VERSIONS / model_name / stamp
-    reporter = _Cancellable(stopping or threading.Event())
+    reporter = _Cancellable(stopping or threading.Event(), progress)
+    from bot import model_store  # it imports this module
+
     with model_lock(settings, model_name):  # held until the swap: a hand-run `bot train` of it waits its turn
+        replaces = model_store.serving(store, model_name)  # the new version serves only if this one still does
         try:
             summary = train(store, settings, corpus, model_name, preset_name, max_minutes=max_minutes,
                             reporter=reporter, directory=directory, locked=True, init_from=init_from)
+            published = model_store.publish(store, model_name, directory, replaces=replaces)
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
+        if not published.serving:  # another training of this model published first: its version serves
+            shutil.rmtree(directory, ignore_errors=True)
+            raise VersionSuperseded(f"Model {model_name!r} was retrained, but another version of it was published "
+                                    "while this one trained and serves instead; nothing was swapped in.")
         with lock or threading.Lock():
             swap_in(settings, model_name, directory)
     return summary
@@ -249,7 +287,7 @@ def retrain(store: Store, settings: Settings, corpus: str, model_name: str, pres
 def swap_in(settings: Settings, model_name: str, version: Path) -> None:
     """Point BOT_HOME/models/`model_name` at `version` in one rename, then drop versions beyond KEEP_VERSIONS."""
     link = settings.model_dir(model_name)
-    temporary = link.with_name(f".{model_name}.swap")
+    temporary = link.with_name(f".{model_name}.swap-{os.getpid()}-{threading.get_ident()}")  # two may swap at once
     if temporary.is_symlink() or temporary.exists():
         temporary.unlink()
     os.symlink(os.path.relpath(version, link.parent), temporary)
@@ -260,6 +298,9 @@ def swap_in(settings: Settings, model_name: str, version: Path) -> None:
     os.replace(temporary, link)
     logger.info("model %s now serves %s", model_name, version)
     current = link.resolve()
-    versions = sorted((p for p in version.parent.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
+    # Newest first, by when each was written: stamps (trained here) and hash prefixes (fetched) alike. Dot folders
+    # are fetches in progress (bot.model_store).
+    versions = sorted((p for p in version.parent.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                      key=lambda p: p.stat().st_mtime_ns, reverse=True)
     for old in [p for p in versions if p.resolve() != current][KEEP_VERSIONS - 1:]:
         shutil.rmtree(old, ignore_errors=True)

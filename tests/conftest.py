@@ -155,7 +155,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS candidates, documents, corpora, bot_states, job_runs, service_lease, "
-                          "apscheduler_jobs, alembic_version CASCADE"))
+                          "apscheduler_jobs, workers, serving_models, model_versions, alembic_version CASCADE"))
     engine.dispose()
 
 

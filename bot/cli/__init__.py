@@ -42,7 +42,7 @@ def _root(
 
 
 def _register() -> None:
-    from bot.cli import corpus, demo, model, queue, scrape, serve, service, setup  # noqa: F401  (each module adds its commands to `app`)
+    from bot.cli import corpus, demo, model, queue, scrape, serve, service, setup, worker  # noqa: F401  (each module adds its commands to `app`)
 
 
 _register()

@@ -1,4 +1,4 @@
-"""`bot train`, `bot model list|show`, and `bot generate`."""
+"""`bot train`, `bot model list|show|publish`, and `bot generate`."""
 
 from __future__ import annotations
 
@@ -157,7 +157,7 @@ def show(name: Annotated[str, typer.Argument(help="Model name.")], json_: JSON =
     from bot import registry
     from bot.cli import context, output
 
-    model = registry.load(context.settings(), name)
+    model = registry.load(context.settings(), name, store=context.store())  # fetched if another host published it
     data = {"name": name, "path": str(model.path), **model.info, "config": model.config.to_dict(),
             "metrics": model.metrics, "versions": model.versions}
     if json_:
@@ -176,6 +176,23 @@ def show(name: Annotated[str, typer.Argument(help="Model name.")], json_: JSON =
                  [(h["epoch"], f"{_ppl(h['train_loss']):.1f}", f"{_ppl(h['valid_loss']):.1f}",
                    f"{h['learning_rate']:.3g}", f"{h['seconds']:.1f}") for h in m.get("history", [])])
     output.console.print("versions: " + ", ".join(f"{k} {v}" for k, v in model.versions.items()), markup=False)
+
+
+@model_app.command("publish", short_help="Publish this host's copy of a model to the other hosts.")
+def publish(name: Annotated[str, typer.Argument(help="Model name.")], json_: JSON = False) -> None:
+    """Store this host's folder of a model in the database and make it serve: other hosts fetch it on first use (for
+    a model copied in by hand; `bot train` and retraining publish by themselves)."""
+    from bot import model_store
+    from bot.cli import context, output
+
+    published = model_store.publish_local(context.store(), context.settings(), name)
+    if json_:
+        output.print_json({"model": name, "sha256": published.sha256, "bytes": published.size,
+                           "stored": published.stored, "moved": published.moved, "serving": published.serving})
+        return
+    how = "stored in the database and now serves" if published.moved else "was in the database already and serves"
+    output.console.print(f"Model {name!r} (version {published.sha256[:model_store.HASH_PREFIX]}, "
+                         f"{published.size:,} bytes) {how}; other hosts fetch it on first use.", markup=False)
 
 
 def _ppl(loss: float) -> float:

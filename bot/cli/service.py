@@ -173,6 +173,9 @@ def status(config: CONFIG = None, json_: JSON = False) -> None:
         output.console.print(NO_BOTS, markup=False)
     for b in data["bots"]:
         output.console.print("\n".join(_bot_lines(b, running=data["scheduler"]["running"])), markup=False)
+    workers = data["workers"]
+    if workers["broker"] or workers["seen"] or workers["running"] or workers["last_failure"]:
+        output.console.print("\n".join(_worker_lines(workers)), markup=False)
 
 
 def _scheduler_line(s: dict[str, Any]) -> str:
@@ -182,6 +185,41 @@ def _scheduler_line(s: dict[str, Any]) -> str:
         return "Scheduler: not running (start it with `bot run`)."
     return (f"Scheduler: running ({describe_owner(s['owner'])}, since {_short(s['since'])}, lease until "
             f"{_short(s['expires'])}).")
+
+
+def _worker_lines(w: dict[str, Any]) -> list[str]:
+    """The broker, the workers seen, tasks per queue, the tasks running and the last that failed."""
+    from bot.processes import describe_owner
+    from bot.service.status import WORKERS_SEEN_SECONDS
+
+    broker = w["broker"]
+    if broker is None:
+        lines = ["", "Broker: none (BOT_BROKER_URL is not set): `bot run` does every job itself."]
+    elif broker["reachable"]:
+        held = ", ".join(f"{queue} {n}" for queue, n in broker["queued"].items())
+        lines = ["", f"Broker: {broker['url']}: tasks it holds: {held}."]
+    else:
+        lines = ["", f"Broker: {broker['url']} {broker['problem']}; `bot run` goes on posting, and a task it cannot "
+                     "send runs at its job's next time."]
+    seen = w["seen"]
+    lines.append(f"Workers: {len(seen)} seen in the last {WORKERS_SEEN_SECONDS // 60} minutes"
+                 + (":" if seen else " (start one with `bot worker`)."))
+    for worker in seen:
+        state = (f"heartbeat {_short(worker['heartbeat'])}" if worker["alive"] else
+                 f"stopped at {_short(worker['stopped'])}" if worker["stopped"] else
+                 f"silent since {_short(worker['heartbeat'])}")
+        lines.append(f"  {describe_owner(worker['name'])}: queues {', '.join(worker['queues'])}, "
+                     f"{worker['concurrency']} at a time, task protocol {worker['protocol']}; {state}")
+    lines.append("Tasks:      " + "; ".join(f"{queue} {n['waiting']} waiting, {n['running']} running"
+                                           for queue, n in w["queues"].items()))
+    for task in w["running"]:
+        lines.append(f"  {task['bot']} {task['job']} (run {task['run']}) on {describe_owner(task['owner'])} since "
+                     f"{_short(task['since'])}: {task['progress']}")
+    failure = w["last_failure"]
+    if failure:
+        lines.append(f"Last failed task: {failure['bot']} {failure['job']} (run {failure['run']}) at "
+                     f"{_short(failure['at'])}: {failure['message']}")
+    return lines
 
 
 def _short(iso: str | None) -> str:

@@ -8,6 +8,9 @@
     waiting    a platform asked to wait; the bot's job runs again when the wait ends
     error      one sentence saying what went wrong (`bot status` shows the last one)
     cancelled  the service was stopping
+
+With a broker (BOT_BROKER_URL), `refill` and `train` (`DISPATCHED`) are sent to `bot worker`s instead
+(`bot.service.dispatch`): `run_job` returns `sent`, and the worker records the outcome on the same row.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
@@ -30,6 +34,7 @@ from bot.store.schema import JobRun, utcnow
 logger = logging.getLogger(__name__)
 
 JOBS = ("refill", "post", "scrape", "train")  # job ids are "BOT:JOB"
+DISPATCHED = ("refill", "train")  # with a broker, these run on workers; posting stays here, where its claim is
 REFILL_ROUNDS = 5  # sampling rounds one refill may take when the filters keep too few
 
 
@@ -50,6 +55,9 @@ class Runtime:
     owner: str
     reschedule: Callable[[str, datetime], None]  # (job id, when): move a job's next run
     stopping: threading.Event = field(default_factory=threading.Event)
+    # (runtime, bot, job): send a DISPATCHED job to the workers instead of running it here; None: no broker
+    dispatch: Callable[[Runtime, BotConfig, str], JobResult] | None = None
+    progress: Callable[[str], None] | None = None  # told how a job in flight is going (a worker's task: its row)
     # One training at a time in this process, whether a train job's or a new bot's first refill's: each uses every
     # core, and two would only take twice as long each.
     training: threading.Lock = field(default_factory=threading.Lock)
@@ -103,6 +111,8 @@ def run_job(runtime: Runtime, bot_name: str, job: str) -> JobResult:
     bot = runtime.bots.get(bot_name)
     if bot is None:  # removed from bots.toml while the job was queued
         return JobResult("nothing", f"bot {bot_name!r} is no longer configured")
+    if runtime.dispatch is not None and job in DISPATCHED:
+        return runtime.dispatch(runtime, bot, job)
     try:
         with runtime.store.session() as session:
             run = JobRun(bot=bot_name, job=job, started_at=utcnow(), owner=runtime.owner)
@@ -111,18 +121,7 @@ def run_job(runtime: Runtime, bot_name: str, job: str) -> JobResult:
             run_id = run.id
     except DBAPIError as error:
         return _unrecorded(bot_name, job, JobResult("error", _database_trouble(error)))
-    if runtime.stopping.is_set():
-        result = JobResult("cancelled", "the service was stopping")
-    else:
-        try:
-            result = WORK[job](runtime, bot)
-        except USER_ERRORS as error:
-            result = JobResult("error", str(error))
-        except DBAPIError as error:
-            result = JobResult("error", _database_trouble(error))
-        except Exception as error:
-            logger.exception("bot %s: job %s failed", bot_name, job)
-            result = JobResult("error", f"{type(error).__name__}: {error}")
+    result = perform(runtime, bot, job)
     try:
         with runtime.store.session() as session:
             row = session.get(JobRun, run_id)
@@ -135,6 +134,21 @@ def run_job(runtime: Runtime, bot_name: str, job: str) -> JobResult:
     if result.retry_at is not None:
         runtime.reschedule(f"{bot_name}:{job}", result.retry_at)
     return result
+
+
+def perform(runtime: Runtime, bot: BotConfig, job: str) -> JobResult:
+    """The job's work (`WORK`), its errors turned into a result: what `run_job` and a worker's task record."""
+    if runtime.stopping.is_set():
+        return JobResult("cancelled", "the service was stopping")
+    try:
+        return WORK[job](runtime, bot)
+    except USER_ERRORS as error:
+        return JobResult("error", str(error))
+    except DBAPIError as error:
+        return JobResult("error", _database_trouble(error))
+    except Exception as error:
+        logger.exception("bot %s: job %s failed", bot.name, job)
+        return JobResult("error", f"{type(error).__name__}: {error}")
 
 
 def _database_trouble(error: DBAPIError) -> str:
@@ -171,26 +185,32 @@ def refill_queue(runtime: Runtime, bot: BotConfig) -> JobResult:
         with runtime.model_lock(bot.model_name):
             report = generate(store, runtime.settings, bot.model_name, n=s.batch, sampling=sampling,
                               platform=bot.platform, filters=bot.filters, enqueue_bot=bot.name,
-                              enqueue_limit=need - queued)
+                              enqueue_limit=need - queued, queue_size=bot.queue_size)
         queued += len(report.enqueued)
         sampled += report.sampled
         rejected.update({name: count for name, count in report.counts.items() if count})
-        if queued >= need or runtime.stopping.is_set():
+        with store.session() as session:  # counted again: another refill of this bot (a worker's) may have filled it
+            ready_now = ready_count(session, bot.name)
+        if queued >= need or ready_now >= bot.queue_size or runtime.stopping.is_set():
             break
     reasons = ", ".join(f"{name} {count}" for name, count in rejected.most_common()) or "none"
+    if not queued and ready_now >= bot.queue_size:
+        return JobResult("nothing", f"the queue holds {ready_now} of {bot.queue_size} candidates (another refill "
+                                    "filled it meanwhile)")
     outcome = "ok" if queued else "error"
     return JobResult(outcome, (f"{first.message}; then " if first else "")
                      + f"queued {queued} of {need} wanted from {sampled} samples (rejected: {reasons}); "
-                       f"{ready + queued} of {bot.queue_size} ready")
+                       f"{ready_now} of {bot.queue_size} ready")
 
 
 def first_run(runtime: Runtime, bot: BotConfig) -> JobResult | None:
     """A bot's first refill, before it has a model: scrape its sources if its corpus is empty, then train its model
     (as the train job does), so that a new bots.toml and `bot run` are all a bot needs. None: the model exists."""
     from bot.corpus import corpus_size
+    from bot.model_store import serving
 
-    if runtime.settings.model_dir(bot.model_name).exists():
-        return None
+    if runtime.settings.model_dir(bot.model_name).exists() or serving(runtime.store, bot.model_name):
+        return None  # trained here, or published from another host (`generate` fetches it)
     logger.info("bot %s: no model %r yet; its first run builds one", bot.name, bot.model_name)
     done: list[str] = []
     with runtime.store.session() as session:
@@ -255,9 +275,22 @@ def retrain_model(runtime: Runtime, bot: BotConfig) -> JobResult:
     with runtime.training:
         summary = retrain(runtime.store, runtime.settings, bot.corpus, bot.model_name, bot.training.preset,
                           max_minutes=bot.training.max_minutes, stopping=runtime.stopping,
-                          lock=runtime.model_lock(bot.model_name), init_from=base)
+                          lock=runtime.model_lock(bot.model_name), init_from=base,
+                          progress=_epoch_note(runtime.progress))
     return JobResult("ok", f"model {bot.model_name!r} retrained: held-out perplexity "
                            f"{summary.best.valid_perplexity:.1f} after {summary.seconds:.0f}s; it now serves")
+
+
+def _epoch_note(progress: Callable[[str], None] | None) -> Callable[[Any], None] | None:
+    """Each finished epoch, in words, for `progress` (a worker records it where `bot status` reads it)."""
+    if progress is None:
+        return None
+
+    def note(result: Any) -> None:  # models.trainer.EpochResult
+        progress(f"training: epoch {result.epoch} done, held-out perplexity {result.valid_perplexity:.1f} "
+                 f"({result.seconds:.0f}s)")
+
+    return note
 
 
 WORK: dict[str, Callable[[Runtime, BotConfig], JobResult]] = {

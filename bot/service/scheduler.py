@@ -220,7 +220,8 @@ def run_service(store: Store, settings: Settings, bots: BotsFile, *, once: bool 
         else:
             scheduler.modify_job(job_id, jobstore="default", next_run_time=when)
 
-    runtime = jobs.Runtime(store=store, settings=settings, bots=bots, owner=owner, reschedule=reschedule)
+    runtime = jobs.Runtime(store=store, settings=settings, bots=bots, owner=owner, reschedule=reschedule,
+                           dispatch=_dispatcher(settings))
     jobs.install(runtime)
     try:
         _start_up(store, settings, bots, summary)
@@ -243,6 +244,15 @@ def run_service(store: Store, settings: Settings, bots: BotsFile, *, once: bool 
         except SQLAlchemyError as error:  # the database is gone: the lease expires by itself
             logger.warning("could not give the scheduler lease back (%s); it expires by itself", one_line(error))
     return summary
+
+
+def _dispatcher(settings: Settings) -> Callable[[jobs.Runtime, BotConfig, str], jobs.JobResult] | None:
+    """With BOT_BROKER_URL, refills and trainings go to `bot worker`s (bot.service.dispatch); else None."""
+    if not settings.bot_broker_url:
+        return None
+    from bot.service.dispatch import Dispatcher
+
+    return Dispatcher(settings)
 
 
 def _start_up(store: Store, settings: Settings, bots: BotsFile, summary: RunSummary) -> None:

@@ -1,21 +1,23 @@
-"""What `bot status` reports: the scheduler's holder, and per bot its target, model, queue, posts and jobs."""
+"""What `bot status` reports: the scheduler's holder, per bot its target, model, queue, posts and jobs, and the
+workers (`bot worker`) with the tasks waiting and running on each queue."""
 
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
 from bot import registry
-from bot.config import BotConfig, BotsFile, Settings
+from bot.config import BotConfig, BotsFile, Settings, mask_password
 from bot.errors import NotFoundError
 from bot.posting import posts_today
+from bot.processes import owner_gone
 from bot.service import lease
 from bot.service.scheduler import next_runs
 from bot.store import Store
-from bot.store.schema import BotState, Candidate, JobRun, Status, utcnow
+from bot.store.schema import BotState, Candidate, JobRun, Status, Worker, utcnow
 from models.errors import ModelError
 
 
@@ -31,6 +33,49 @@ def service_status(store: Store, settings: Settings, bots: BotsFile) -> dict[str
     return {
         "scheduler": {"running": holder is not None, **(holder.to_json() if holder else {})},
         "bots": [_bot_status(store, settings, bot, runs, now) for bot in bots.bot],
+        "workers": workers_status(store, settings, now),
+    }
+
+
+WORKERS_SEEN_SECONDS = 300  # workers whose heartbeat is this recent are listed
+WORKER_ALIVE_BEATS = 3  # heartbeats (bot.service.worker.HEARTBEAT_SECONDS) a live worker may miss
+
+
+def workers_status(store: Store, settings: Settings, now: datetime) -> dict[str, Any]:
+    """The broker (asked with a short timeout), the workers seen recently, tasks waiting and running per queue, the
+    tasks running, and the last task that failed; all but the broker's own count from the database."""
+    from bot.service.broker import QUEUES
+    from bot.service.worker import HEARTBEAT_SECONDS
+
+    with store.session() as session:
+        workers = session.scalars(select(Worker).where(Worker.heartbeat_at >= now - timedelta(
+            seconds=WORKERS_SEEN_SECONDS)).order_by(Worker.started_at)).all()
+        open_tasks = session.scalars(select(JobRun).where(JobRun.queue.is_not(None), JobRun.outcome.is_(None))
+                                     .order_by(JobRun.id)).all()
+        failed = session.scalars(select(JobRun).where(JobRun.queue.is_not(None), JobRun.outcome == "error")
+                                 .order_by(JobRun.id.desc()).limit(1)).first()
+    alive_for = timedelta(seconds=HEARTBEAT_SECONDS * WORKER_ALIVE_BEATS)
+    queues = {queue: {"waiting": sum(1 for t in open_tasks if t.queue == queue and t.owner is None),
+                      "running": sum(1 for t in open_tasks if t.queue == queue and t.owner is not None)}
+              for queue in sorted(set(QUEUES.values()))}
+    broker = None
+    if settings.bot_broker_url:
+        from bot.service.broker import queue_lengths
+
+        broker = {"url": mask_password(settings.bot_broker_url), **queue_lengths(settings)}
+    return {
+        "broker": broker,
+        "seen": [{"name": w.name, "queues": w.queues.split(","), "concurrency": w.concurrency,
+                  "protocol": w.protocol, "started": _iso(w.started_at), "heartbeat": _iso(w.heartbeat_at),
+                  "stopped": _iso(w.stopped_at),
+                  "alive": w.stopped_at is None and now - w.heartbeat_at <= alive_for and not owner_gone(w.name)}
+                 for w in workers],
+        "queues": queues,
+        "running": [{"run": t.id, "bot": t.bot, "job": t.job, "owner": t.owner, "since": _iso(t.started_at),
+                     "heartbeat": _iso(t.heartbeat_at), "progress": t.message} for t in open_tasks if t.owner],
+        "last_failure": {"run": failed.id, "bot": failed.bot, "job": failed.job,
+                         "at": _iso(failed.finished_at or failed.started_at), "message": failed.message}
+        if failed else None,
     }
 
 

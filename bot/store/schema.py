@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import (BigInteger, CheckConstraint, Column, DateTime, Float, ForeignKey, Index, Integer, LargeBinary,
-                        MetaData, String, Table, Text, TypeDecorator, Unicode, UniqueConstraint)
+from sqlalchemy import (BigInteger, CheckConstraint, Column, DateTime, Float, ForeignKey, ForeignKeyConstraint, Index,
+                        Integer, LargeBinary, MetaData, String, Table, Text, TypeDecorator, Unicode, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAME_LENGTH = 64  # corpus, model and bot names (bot.names.NAME_PATTERN)
@@ -144,10 +144,14 @@ class BotState(Base):
 
 
 class JobRun(Base):
-    """What each scheduled (or hand-run) job of a bot did: `bot status` shows the last error from here."""
+    """What each scheduled (or hand-run) job of a bot did: `bot status` shows the last error from here.
+
+    A job `bot run` sends to a worker (`bot.service.dispatch`) is a row with a `queue`: no owner while it waits in
+    the broker, then the worker process that runs it, its heartbeat, and at the end its outcome."""
 
     __tablename__ = "job_runs"
-    __table_args__ = (Index("ix_job_runs_bot_job", "bot", "job", "id"),)
+    __table_args__ = (Index("ix_job_runs_bot_job", "bot", "job", "id"),
+                      Index("ix_job_runs_queue_outcome", "queue", "outcome"))  # tasks queued and running
 
     id: Mapped[int] = mapped_column(ID, primary_key=True)
     bot: Mapped[str] = mapped_column(String(NAME_LENGTH))
@@ -155,8 +159,25 @@ class JobRun(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(16))  # ok, nothing, waiting, error, cancelled
-    message: Mapped[str | None] = mapped_column(Text)  # one sentence for people
+    message: Mapped[str | None] = mapped_column(Text)  # one sentence for people; a task's progress while it runs
     owner: Mapped[str | None] = mapped_column(String(128))
+    queue: Mapped[str | None] = mapped_column(String(16))  # the broker queue it was sent to; None: run in-process
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a worker's last sign of life while running it
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")  # workers that started it (redeliveries)
+
+
+class Worker(Base):
+    """A `bot worker` process: the queues it takes, the task protocol its code speaks, its last heartbeat."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)  # its main process, "host:pid:random"
+    queues: Mapped[str] = mapped_column(String(64))  # "train,refill"
+    concurrency: Mapped[int] = mapped_column(Integer)  # tasks it runs at once
+    protocol: Mapped[int] = mapped_column(Integer)  # bot.service.broker.TASK_PROTOCOL of its code
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # set when it stopped cleanly
 
 
 class ServiceLease(Base):
@@ -169,6 +190,42 @@ class ServiceLease(Base):
     acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+SHA256_LENGTH = 64  # a sha256 in hex
+
+
+class ModelVersion(Base):
+    """A finished model version, packed (`bot.model_store.pack`) so that hosts without a shared disk can fetch it:
+    content-addressed by the sha256 of its packed content, stored once per model and hash."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model", "sha256"),)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True)  # the order versions were stored in; pruning keeps the last
+    model: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    sha256: Mapped[str] = mapped_column(String(SHA256_LENGTH))  # of `content`
+    size: Mapped[int] = mapped_column(BigInteger)  # bytes of `content`
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128))  # the process that published it: "host:pid:random"
+    # An uncompressed tar (weights.npz does not compress); on PostgreSQL stored without TOAST compression, so reads
+    # of a slice (substr) fetch only that slice.
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # read in slices (bot.model_store)
+
+
+class ServingModel(Base):
+    """One row per published model name: the version that serves, moved by compare-and-set on `generation`.
+
+    The foreign key keeps the serving version from being pruned."""
+
+    __tablename__ = "serving_models"
+    __table_args__ = (ForeignKeyConstraint(["model", "sha256"], ["model_versions.model", "model_versions.sha256"]),)
+
+    model: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(SHA256_LENGTH))
+    generation: Mapped[int] = mapped_column(Integer)  # bumped by every move: the compare in compare-and-set
+    moved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    moved_by: Mapped[str] = mapped_column(String(128))  # the process that moved it
 
 
 # APScheduler's job store table, as its SQLAlchemyJobStore defines it (apscheduler 3.x); created here by a

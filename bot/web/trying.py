@@ -74,7 +74,7 @@ def send(store: Store, settings: Settings, bot: BotConfig, samples: Sequence[Sam
     with store.session() as session:
         index = None
         if bot.filters.novelty:
-            corpus = registry.load(settings, bot.model_name).info.get("corpus")
+            corpus = registry.load(settings, bot.model_name, store=store).info.get("corpus")
             if not corpus:
                 raise BotError("The model does not record its corpus, so novelty cannot be checked; retrain it.")
             index = novelty_index(session, corpus, settings.bot_home / "cache" / "novelty")

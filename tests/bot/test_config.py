@@ -127,7 +127,8 @@ def test_unparsable_and_missing_files(tmp_path: Path) -> None:
 
 
 SETTING_KEYS = ("bot_home, bot_database_url, bot_sleep_scale, bot_lease_seconds, bot_outage_seconds, bot_base_model, "
-                "reddit_client_id, reddit_client_secret, reddit_username, reddit_password, reddit_user_agent, reddit_oauth_url, "
+                "bot_broker_url, bot_broker_visibility_timeout, reddit_client_id, reddit_client_secret, "
+                "reddit_username, reddit_password, reddit_user_agent, reddit_oauth_url, "
                 "reddit_url, x_bearer_token, x_api_key, x_api_secret, x_access_token, x_access_token_secret, "
                 "x_api_url, mastodon_api_base_url, mastodon_access_token, bluesky_handle, bluesky_app_password, "
                 "bluesky_url, bot_review_password")

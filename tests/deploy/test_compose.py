@@ -25,13 +25,17 @@ DOCKERFILE = ROOT / "Dockerfile"
 SCHEMA = Path(__file__).parent / "compose-spec.json"
 
 POSTGRES_SERVICE = "postgres"
+BROKER_SERVICE = "redis"
 TRAINER = "trainer"
 TRAIN_PROFILE = "train"
+WORKER, GPU_WORKER, GPU_PROFILE = "worker", "gpu-worker", "gpu"
 # What the official postgres image reads (its documentation's "Environment Variables"); nnbot reads none of them.
 POSTGRES_VARIABLES = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "POSTGRES_INITDB_ARGS",
                       "POSTGRES_INITDB_WALDIR", "POSTGRES_HOST_AUTH_METHOD", "PGDATA"}
 # Variables only docker-compose.yml reads (for ${...}), each documented in .env.example; not nnbot settings.
-DEPLOYMENT_VARIABLES = {"NNBOT_REVIEW_BIND"}  # where the review page is published: address:port on the host
+# NNBOT_REVIEW_BIND: where the review page is published, address:port on the host; NNBOT_WORKER_QUEUES: the queues
+# the CPU worker takes (refill alone when a GPU worker trains)
+DEPLOYMENT_VARIABLES = {"NNBOT_REVIEW_BIND", "NNBOT_WORKER_QUEUES"}
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")  # $${X} is not one
 ENV_LINE = re.compile(r"^#?([A-Z][A-Z0-9_]*)=(.*)$")  # NAME=value, or #NAME=value for one left at its default
 
@@ -48,8 +52,8 @@ def services() -> dict[str, dict[str, Any]]:
 
 
 def nnbot_services() -> dict[str, dict[str, Any]]:
-    """Every service but the database: the ones that run nnbot."""
-    return {name: service for name, service in services().items() if name != POSTGRES_SERVICE}
+    """Every service but the database and the broker: the ones that run nnbot."""
+    return {name: service for name, service in services().items() if name not in (POSTGRES_SERVICE, BROKER_SERVICE)}
 
 
 def interpolate(value: str) -> str:
@@ -273,9 +277,32 @@ def test_services_restart_and_the_trainer_does_not() -> None:
         expected = "no" if name == TRAINER else "unless-stopped"
         assert service.get("restart") == expected, name
     assert services()[POSTGRES_SERVICE].get("restart") == "unless-stopped"
+    assert services()[BROKER_SERVICE].get("restart") == "unless-stopped"
 
 
-def test_the_trainer_reserves_an_nvidia_gpu_under_the_train_profile() -> None:
+def test_the_scheduler_and_the_workers_reach_a_healthy_redis_broker() -> None:
+    broker = services()[BROKER_SERVICE]
+    assert broker["image"].startswith("redis:") and "ports" not in broker  # only this project's network reaches it
+    assert "redis-cli" in " ".join(broker["healthcheck"]["test"])
+    assert "--appendonly" in command_words(broker["command"])  # tasks waiting in it survive its restart
+    for name in ("bot", WORKER, GPU_WORKER):
+        service = services()[name]
+        assert interpolate(environment(service)["BOT_BROKER_URL"]) == f"redis://{BROKER_SERVICE}:6379/0", name
+        assert service["depends_on"][BROKER_SERVICE]["condition"] == "service_healthy", name
+
+
+def test_workers_run_bot_worker_and_the_gpu_worker_takes_the_trainings_under_its_profile() -> None:
+    cpu, gpu = services()[WORKER], services()[GPU_WORKER]
+    assert [interpolate(word) for word in command_words(cpu["command"])] == ["bot", "worker", "--queues",
+                                                                            "train,refill"]
+    assert command_words(gpu["command"]) == ["bot", "worker", "--queues", "train"]
+    assert "profiles" not in cpu and gpu["profiles"] == [GPU_PROFILE]
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert any(d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", []) for d in devices), devices
+    assert gpu["build"]["args"]["TENSORFLOW"] == services()[TRAINER]["build"]["args"]["TENSORFLOW"]
+
+
+def test_the_trainer_reserves_an_nvidia_gpu_under_the_train_profile() -> None:  # the GPU worker: above
     trainer = services()[TRAINER]
     assert trainer.get("profiles") == [TRAIN_PROFILE]
     devices = trainer["deploy"]["resources"]["reservations"]["devices"]

@@ -21,4 +21,5 @@ def status(request: Request, session: Annotated[dict, Depends(logged_in)]) -> Re
     report = service_status(state.store, state.settings, state.bots)
     holder = report["scheduler"].get("owner")
     return render(request, "status.html", {"title": "Status", "status": report,
-                                           "owner": describe_owner(holder) if holder else None})
+                                           "owner": describe_owner(holder) if holder else None,
+                                           "describe": describe_owner})

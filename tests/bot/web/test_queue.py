@@ -255,6 +255,26 @@ def test_the_status_page_shows_what_bot_status_shows(logged_in) -> None:  # type
     assert "There is no model named &#39;fb&#39;" in page
 
 
+def test_the_status_page_shows_the_workers_and_their_tasks_once_there_are_any(logged_in) -> None:  # type: ignore
+    from bot.processes import describe_owner, process_owner
+    from bot.store.schema import JobRun, Worker
+
+    assert 'id="workers"' not in logged_in.client.get("/status").text  # no broker, no worker: as before
+    now, me = utcnow(), process_owner()
+    with logged_in.store.session() as s:
+        s.add_all([Worker(name=me, queues="train,refill", concurrency=1, protocol=1, started_at=now, heartbeat_at=now),
+                   JobRun(bot="fb", job="train", started_at=now, queue="train", owner=me, heartbeat_at=now,
+                          message="training: epoch 2 done, held-out perplexity 60.1 (3s)"),
+                   JobRun(bot="fb", job="refill", started_at=now, finished_at=now, queue="refill", outcome="error",
+                          message="the broker did not take the task <b>x</b>")])
+    page = logged_in.client.get("/status").text
+    assert '<section class="workers status" id="workers">' in page
+    assert f"{describe_owner(me)}: queues train, refill, 1 at a time; heartbeat " in page
+    assert "refill 0 waiting, 0 running; train 0 waiting, 1 running" in page
+    assert f"fb train on {describe_owner(me)} since " in page and "training: epoch 2 done" in page
+    assert "the broker did not take the task &lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
+
+
 def test_an_unknown_candidate_or_action_gets_a_sentence(logged_in) -> None:  # type: ignore[no-untyped-def]
     token = logged_in.token()
     missing = logged_in.client.post("/candidates/999", data={"csrf_token": token, "action": "approve",
