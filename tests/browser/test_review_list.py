@@ -9,17 +9,14 @@ or to $NNBOT_SCREENSHOTS when set. Runs on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from bot.store import open_store
 from bot.store.schema import Candidate
-from tests.bot.service.helpers import add_candidates, file_bot, wait_for, write_bots
-from tests.browser.test_review_page import CHROMIUM_ARGS, DESKTOP, PASSWORD, PHONE, ROOT, free_port
+from tests.bot.service.helpers import add_candidates, file_bot, write_bots
+from tests.browser.test_review_page import CHROMIUM_ARGS, DESKTOP, PASSWORD, PHONE, serving
 
 # Generated titles as a Hacker News bot writes them: 60 to 120 characters, the lengths a reviewer reads all day.
 TITLES = [
@@ -60,23 +57,8 @@ def listing(database_url: str, bot_home: Path, tmp_path: Path):  # type: ignore[
                                  "Another approved title, second in the posting order of the bot",
                                  "The third approved title, posted after the other two"])
     config = write_bots(tmp_path / "bots.toml", file_bot("fb"))
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "BOT_DATABASE_URL": database_url, "BOT_REVIEW_PASSWORD": PASSWORD}
-    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "--config", str(config), "serve", "--port",
-                                str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return urllib.request.urlopen(f"{url}/login", timeout=2).status == 200
-        except OSError:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            return False
-
-    wait_for(up, what="`bot serve` to answer")
-    yield url, store, ids
-    process.terminate()
-    process.wait(timeout=30)
+    with serving(config, database_url) as url:
+        yield url, store, ids
     store.close()
 
 

@@ -8,12 +8,14 @@ $NNBOT_SCREENSHOTS when set). Runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,14 @@ def server(database_url: str, bot_home: Path, tmp_path: Path, tiny_model_dir: Pa
                                       for i, t in enumerate(titles)])
     ids = add_candidates(store, "fb", TEXTS, approve=False)
     config = write_bots(tmp_path / "bots.toml", file_bot("fb", extra='[bot.filters]\nblocklist = ["crypto"]'))
+    with serving(config, database_url) as url:
+        yield url, store, ids
+    store.close()
+
+
+@contextlib.contextmanager
+def serving(config: Path, database_url: str) -> Iterator[str]:
+    """`bot serve` on a free port with `config` and `database_url`, answering; its URL. Stopped on the way out."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BOT_DATABASE_URL": database_url,
            "BOT_REVIEW_PASSWORD": PASSWORD}
@@ -65,11 +75,12 @@ def server(database_url: str, bot_home: Path, tmp_path: Path, tiny_model_dir: Pa
             assert process.poll() is None, process.stdout.read() if process.stdout else ""
             return False
 
-    wait_for(up, what="`bot serve` to answer")
-    yield url, store, ids
-    process.terminate()
-    process.wait(timeout=30)
-    store.close()
+    try:
+        wait_for(up, what="`bot serve` to answer")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def status(store, candidate_id: int) -> tuple[str, str]:  # type: ignore[no-untyped-def]
