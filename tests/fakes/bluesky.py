@@ -59,9 +59,9 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Self
+from typing import Any
 
-from tests.fakes.server import FakeServer, Reply, Request
+from tests.fakes.server import FakeAPI, FakeServer, Reply, Request
 
 ACCOUNT = "nnbot-test.bsky.social"  # the bot's account: its handle
 ACCOUNT_DID = "did:plc:7iza6de2dwap2sbkpav7c6c6"
@@ -248,7 +248,7 @@ class Repo:
     commit: dict[str, str] | None = None  # {"cid", "rev"} of the head
 
 
-class FakeBluesky:
+class FakeBluesky(FakeAPI):
     """bsky.social's PDS and the Bluesky AppView on one local server; ACCOUNT logs in with APP_PASSWORD."""
 
     def __init__(self) -> None:
@@ -271,17 +271,6 @@ class FakeBluesky:
         self._lock = threading.RLock()
         self.add_actor(ACCOUNT, did=ACCOUNT_DID, display_name="nnbot (a bot)")
         self.server = FakeServer(self._route, name="bluesky")
-
-    def __enter__(self) -> Self:
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.stop()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     # --- what a test sets up and reads
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fakes import reddit, x
+from tests.fakes import bluesky, mastodon, reddit, x
 
 
 @pytest.fixture
@@ -53,9 +53,6 @@ def x_account(monkeypatch: pytest.MonkeyPatch, fake_x: x.FakeX) -> x.FakeX:
     return fake_x
 
 
-from tests.fakes import mastodon  # noqa: E402  (appended with the Mastodon fixtures; belongs with the imports above)
-
-
 @pytest.fixture
 def fake_mastodon(monkeypatch: pytest.MonkeyPatch) -> Iterator[mastodon.FakeMastodon]:
     """A fake Mastodon instance at MASTODON_API_BASE_URL; no MASTODON_ACCESS_TOKEN (public reads) unless a test
@@ -71,9 +68,6 @@ def mastodon_account(monkeypatch: pytest.MonkeyPatch, fake_mastodon: mastodon.Fa
     posting needs."""
     monkeypatch.setenv("MASTODON_ACCESS_TOKEN", mastodon.TOKEN)
     return fake_mastodon
-
-
-from tests.fakes import bluesky  # noqa: E402  (appended with the fixtures below; it belongs with the imports above)
 
 
 @pytest.fixture

@@ -47,10 +47,10 @@ import threading
 import time
 import unicodedata
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from tests.fakes.server import FakeServer, Reply, Request
+from tests.fakes.server import FakeAPI, FakeServer, Reply, Request
 
 Bucket = tuple[int, int, float]  # a rate limit: (limit, remaining, when the window ends as a Unix time)
 
@@ -115,7 +115,7 @@ def countable_length(text: str, spoiler_text: str = "") -> int:
     return _graphemes(spoiler_text + ENTITY.sub(countable, text.strip()))
 
 
-class FakeMastodon:
+class FakeMastodon(FakeAPI):
     """A Mastodon instance on 127.0.0.1 whose domain is its host:port, with ACCOUNT (the tokens') on it."""
 
     def __init__(self, *, version: str = VERSION, max_characters: int = MAX_CHARACTERS) -> None:
@@ -137,17 +137,6 @@ class FakeMastodon:
         self._lock = threading.RLock()  # the server answers each request in its own thread
         self.add_account(ACCOUNT, display_name="nnbot", bot=True, account_id=ACCOUNT_ID)
         self.server = FakeServer(self._route, name="mastodon")
-
-    def __enter__(self) -> Self:
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.stop()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     @property
     def domain(self) -> str:

@@ -180,3 +180,21 @@ def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             pass  # quiet: the tests read `server.requests`
 
     return Handler
+
+
+class FakeAPI:
+    """A fake platform API answered by one `FakeServer` (`self.server`, made by the subclass): used as a context
+    manager, it serves on 127.0.0.1 at `url` inside the block."""
+
+    server: FakeServer
+
+    def __enter__(self) -> Self:
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
+
+    @property
+    def url(self) -> str:
+        return self.server.url

@@ -24,13 +24,13 @@ import hmac
 import html
 import re
 import time
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlencode
 
 from oauthlib.oauth1 import Client
 from oauthlib.oauth1.rfc5849 import signature, utils
 
-from tests.fakes.server import FakeServer, Reply, Request
+from tests.fakes.server import FakeAPI, FakeServer, Reply, Request
 
 BEARER_TOKEN = "fake-bearer-token"
 # OAuth 1.0a user context (posting, and reading the account's own posts): the app's key and the account's token.
@@ -107,7 +107,7 @@ def tweet(number: int, text: str, *, likes: int = 5, reply_to: str | None = None
     return data
 
 
-class FakeX:
+class FakeX(FakeAPI):
     """api.twitter.com's v2 user lookup and user timeline (app-only or user auth), and posting as ACCOUNT."""
 
     def __init__(self) -> None:
@@ -118,17 +118,6 @@ class FakeX:
         self.posted: list[dict[str, Any]] = []  # posts made through POST /2/tweets, oldest first
         self._added = 0  # users added by `add_user`, for their ids
         self.server = FakeServer(self._route, name="x")
-
-    def __enter__(self) -> Self:
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.stop()
-
-    @property
-    def url(self) -> str:
-        return self.server.url
 
     def add_user(self, username: str, posts: list[dict[str, Any]], *, protected: bool = False) -> str:
         """A user and their posts (newest first); ACCOUNT, the tokens' own, is there already: this sets its posts."""
