@@ -5,26 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
 
 from bot.config import MastodonSource, load_settings
 from bot.platforms import SOURCES
-from bot.scraping import SourceSummary, scrape_mastodon
+from bot.scraping import scrape_mastodon
 from bot.store import Store
-from bot.store.schema import Corpus, StoredDocument
+from tests.bot.test_scraping import counts, stored
 from tests.fakes.mastodon import FakeMastodon
-
-
-def stored(store: Store, corpus: str) -> list[tuple[object, ...]]:
-    with store.session() as session:
-        rows = session.scalars(select(StoredDocument).join(Corpus).where(Corpus.name == corpus)
-                               .order_by(StoredDocument.id))
-        return [(d.source, d.external_id, d.text, d.author, d.created_at, d.score, d.url) for d in rows]
-
-
-def counts(summary: SourceSummary) -> tuple[object, ...]:
-    return (summary.source, summary.fetched, summary.added, summary.already_present, dict(summary.skipped),
-            summary.error)
 
 
 def test_statuses_land_in_the_store_and_a_second_scrape_adds_only_new_ones(store: Store,
