@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import TypeVar
 from bot import queue
 from bot.config import BotConfig, load_bots_file
 from bot.store import Store
+from bot.store.schema import Candidate
 from models.sampler import Sample
 
 T = TypeVar("T")
@@ -71,3 +74,24 @@ def python(*args: str, env: dict[str, str] | None = None, **popen: object) -> su
     options: dict[str, object] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen}
     return subprocess.Popen([sys.executable, *args], env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
                             **options)  # type: ignore[call-overload]
+
+
+def row(store: Store, candidate_id: int) -> Candidate:
+    """The candidate as the database holds it now."""
+    with store.session() as s:
+        return s.get(Candidate, candidate_id)  # type: ignore[return-value]
+
+
+def kill_while_posting(store: Store, candidate_id: int, config: Path, bot: str, *, reached: Callable[[], bool],
+                       release: threading.Event, platform: str) -> None:
+    """`bot post --bot BOT` in a process of its own, SIGKILLed once its request `reached` the platform (which holds
+    its answer until `release`): the candidate is left `posting`, as a process that died mid-call leaves it."""
+    process = python("-m", "bot.cli", "--config", str(config), "post", "--bot", bot)
+    try:
+        wait_for(reached, what=f"the post to reach {platform}")
+        assert row(store, candidate_id).status == "posting"
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=60)
+    finally:
+        release.set()
+    assert row(store, candidate_id).status == "posting"  # nobody recorded anything: the process died mid-call

@@ -21,7 +21,7 @@ from bot.publishers.bluesky import BlueskyPublisher, record_key
 from bot.store import open_store
 from bot.store.schema import BotState, Candidate, JobRun, Status
 from scrapers.documents import Document
-from tests.bot.service.helpers import add_candidates, bot_config, python, wait_for, write_bots
+from tests.bot.service.helpers import add_candidates, bot_config, kill_while_posting, python, row, wait_for, write_bots
 from tests.fakes import bluesky as fake
 from tests.fakes.bluesky import ACCOUNT, CREATE_RECORD_PATH, GET_RECORD_PATH, FakeBluesky
 
@@ -30,11 +30,6 @@ BLUESKY_BOT = ('[[bot]]\nname = "bb"\ncorpus = "bb"\nplatform = "bluesky"\ndaily
 AUTONOMOUS_BOT = ('[[bot]]\nname = "bb"\ncorpus = "bb"\nplatform = "bluesky"\nmode = "autonomous"\nqueue_size = 4\n'
                   'daily_cap = 1\n[bot.schedule]\npost = "1s"\nrefill = "1h"\n')
 LOST = "the connection dropped before an answer"
-
-
-def row(store, candidate_id: int) -> Candidate:  # type: ignore[no-untyped-def]
-    with store.session() as s:
-        return s.get(Candidate, candidate_id)
 
 
 def link(uri: str) -> str:
@@ -143,15 +138,8 @@ def test_a_sigkill_between_claim_and_answer_never_posts_twice(database_url, blue
     [cid] = add_candidates(store, "bb", ["Killed while posting"])
     release = threading.Event()
     bluesky_account.server.fail(CREATE_RECORD_PATH, hold=release, hang_up=not made, unhandled=not made)
-    process = python("-m", "bot.cli", "--config", str(bluesky_bot), "post", "--bot", "bb")
-    try:
-        wait_for(lambda: bluesky_account.create_requests() == 1, what="the post to reach Bluesky")
-        assert row(store, cid).status == "posting"
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
-    finally:
-        release.set()
-    assert row(store, cid).status == "posting"  # nobody recorded anything: the process died mid-call
+    kill_while_posting(store, cid, bluesky_bot, "bb", reached=lambda: bluesky_account.create_requests() == 1,
+                       release=release, platform="Bluesky")
     restarted = bot("--config", str(bluesky_bot), "run", "--once")  # start-up: recover, then reconcile
     # the bot has no model, so its refill fails and says so; the start-up's recovery is what is tested here
     assert (restarted.code, restarted.err) == (1, "Error: 1 job failed (bb:refill); the lines above say why, and "

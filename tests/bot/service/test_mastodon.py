@@ -21,18 +21,13 @@ from bot.publishers.mastodon import MastodonPublisher
 from bot.store import Store, open_store
 from bot.store.schema import BotState, Candidate, JobRun, Status
 from scrapers.documents import Document
-from tests.bot.service.helpers import add_candidates, bot_config, python, wait_for, write_bots
+from tests.bot.service.helpers import add_candidates, bot_config, kill_while_posting, python, row, wait_for, write_bots
 from tests.fakes import mastodon as fake_api
 from tests.fakes.mastodon import ACCOUNT, STATUSES_PATH, FakeMastodon, rate_limited
 
 MASTODON_BOT = ('[[bot]]\nname = "mb"\ncorpus = "mb"\nplatform = "mastodon"\ndaily_cap = 50\n'
                 '[bot.schedule]\npost = "1s"\nrefill = "1d"\n')
 SHORT = (5.0, 0.3)  # seconds to connect and to answer: an answer held longer is a timeout after the post was sent
-
-
-def row(store: Store, candidate_id: int) -> Candidate:
-    with store.session() as s:
-        return s.get(Candidate, candidate_id)  # type: ignore[return-value]
 
 
 def digest(store: Store, candidate_id: int) -> str:
@@ -92,15 +87,8 @@ def test_a_sigkill_between_claim_and_answer_never_posts_twice_and_reconcile_find
     [cid] = add_candidates(store, "mb", ["Killed while posting"])
     release = threading.Event()
     mastodon_account.server.fail(STATUSES_PATH, hold=release, hang_up=not made, unhandled=not made)
-    process = python("-m", "bot.cli", "--config", str(mastodon_bot), "post", "--bot", "mb")
-    try:
-        wait_for(lambda: len(mastodon_account.post_requests()) == 1, what="the POST to reach Mastodon")
-        assert row(store, cid).status == "posting"
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=60)
-    finally:
-        release.set()
-    assert row(store, cid).status == "posting"  # nobody recorded anything: the process died mid-call
+    kill_while_posting(store, cid, mastodon_bot, "mb", reached=lambda: len(mastodon_account.post_requests()) == 1,
+                       release=release, platform="Mastodon")
     restarted = bot("--config", str(mastodon_bot), "run", "--once")  # start-up: recover, then reconcile
     # the bot has no model, so its refill fails and says so; the start-up's recovery is what is tested here
     assert (restarted.code, restarted.err) == (1, "Error: 1 job failed (mb:refill); the lines above say why, and "

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +13,7 @@ from bot import posting
 from bot.config import load_bots_file, load_settings
 from bot.service.scheduler import next_runs, run_service
 from bot.store.schema import BotState, Candidate, utcnow
-from tests.bot.service.helpers import add_candidates, bot_config, wait_for, write_bots
+from tests.bot.service.helpers import add_candidates, bot_config, kill_while_posting, row, wait_for, write_bots
 from tests.fakes import x as fake_x
 from tests.fakes.reddit import SUBMIT_PATH, FakeReddit
 from tests.fakes.x import POST_PATH, FakeX
@@ -26,11 +22,6 @@ ROOT = Path(__file__).resolve().parents[3]
 X_BOT = '[[bot]]\nname = "xb"\ncorpus = "xb"\nplatform = "x"\ndaily_cap = 50\n[bot.schedule]\npost = "1s"\nrefill = "1d"\n'
 REDDIT_BOT = ('[[bot]]\nname = "rb"\ncorpus = "rb"\nplatform = "reddit"\ndestination = "r/test"\ndaily_cap = 50\n'
               '[bot.schedule]\npost = "1s"\nrefill = "1d"\n')
-
-
-def row(store, candidate_id: int) -> Candidate:  # type: ignore[no-untyped-def]
-    with store.session() as s:
-        return s.get(Candidate, candidate_id)
 
 
 @pytest.fixture
@@ -162,17 +153,8 @@ def test_a_sigkill_between_claim_and_answer_never_posts_twice(database_url, x_bo
     [cid] = add_candidates(store, "xb", ["Killed while posting"])
     release = threading.Event()
     x_account.server.fail(POST_PATH, hold=release, hang_up=not made, unhandled=not made)
-    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "--config", str(x_bot), "post", "--bot", "xb"],
-                               env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
-    try:
-        wait_for(lambda: x_account.post_requests() == 1, what="the POST to reach X")
-        assert row(store, cid).status == "posting"
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
-    finally:
-        release.set()
-    assert row(store, cid).status == "posting"  # nobody recorded anything: the process died mid-call
+    kill_while_posting(store, cid, x_bot, "xb", reached=lambda: x_account.post_requests() == 1, release=release,
+                       platform="X")
     restarted = bot("--config", str(x_bot), "run", "--once")  # start-up: recover, then reconcile
     # the bot has no model, so its refill fails and says so; the start-up's recovery is what is tested here
     assert (restarted.code, restarted.err) == (1, "Error: 1 job failed (xb:refill); the lines above say why, and "
