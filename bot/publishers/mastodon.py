@@ -29,7 +29,7 @@ from bot import __version__
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.publishers.base import Outcome, PostKey, Posted, PublishError, RemotePost
-from bot.publishers.sending import certainly_not_sent, why_failed, why_not_connected
+from bot.publishers.sending import connection_failure
 from bot.publishers.text import grapheme_count
 from scrapers.http import TIMEOUT
 from scrapers.mastodon import (
@@ -231,16 +231,8 @@ class MastodonPublisher:
             return PublishError(f"{self.instance} rate-limited {what} until {retry_at:%H:%M:%S} UTC; try again after "
                                 "that.", outcome=Outcome.RATE_LIMITED, retry_at=retry_at)
         if isinstance(error, MastodonNetworkError):
-            if certainly_not_sent(error):
-                return PublishError(f"Could not connect to {self.instance} ({why_not_connected(error)}), so nothing "
-                                    "was posted; check the network and MASTODON_API_BASE_URL.",
-                                    outcome=Outcome.TRANSIENT)
-            if posting:
-                return PublishError(f"The connection to {self.instance} failed after the post was sent "
-                                    f"({why_failed(error)}), so it may have been posted; {self._look_for_it()}",
-                                    outcome=Outcome.UNKNOWN)
-            return PublishError(f"The connection to {self.instance} failed during {what} ({why_failed(error)}); "
-                                "check the network and try again later.", outcome=Outcome.TRANSIENT)
+            return connection_failure(error, where=self.instance, what=what, posting=posting,
+                                      setting="MASTODON_API_BASE_URL", look=self._look_for_it())
         if status is None or status >= 500:  # an answer that is not JSON, or a server error: it may have acted
             said = "something that is not JSON" if status is None else f"HTTP {status} {mastodon_words(error)}"
             if posting:

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import requests
 import urllib3
 
+from bot.publishers.base import Outcome, PublishError
+
 NOT_SENT = (  # failures raised before a request's first byte left: connecting, or an unusable URL
     requests.exceptions.ConnectTimeout,
     requests.exceptions.InvalidURL,
@@ -70,3 +72,18 @@ def why_failed(error: BaseException) -> str:
     if isinstance(found, requests.ConnectionError):
         return "the connection dropped before an answer"
     return type(found).__name__
+
+
+def connection_failure(error: BaseException, *, where: str, what: str, posting: bool, setting: str,
+                       look: str) -> PublishError:
+    """A request to `where` ("X", an instance) that failed without an answer, in one sentence: TRANSIENT when it
+    certainly never left (then check `setting`), UNKNOWN for a post that may have gone out (then `look` for it,
+    e.g. "look for it among @bot's posts before posting it again."), TRANSIENT for any other request."""
+    if certainly_not_sent(error):
+        return PublishError(f"Could not connect to {where} ({why_not_connected(error)}), so nothing was posted; "
+                            f"check the network and {setting}.", outcome=Outcome.TRANSIENT)
+    if posting:
+        return PublishError(f"The connection to {where} failed after the post was sent ({why_failed(error)}), so it "
+                            f"may have been posted; {look}", outcome=Outcome.UNKNOWN)
+    return PublishError(f"The connection to {where} failed during {what} ({why_failed(error)}); check the network "
+                        "and try again later.", outcome=Outcome.TRANSIENT)

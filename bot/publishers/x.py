@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from bot.config import Settings
 from bot.errors import ConfigError
 from bot.publishers.base import Outcome, PostKey, Posted, PublishError, RemotePost
-from bot.publishers.sending import certainly_not_sent, why_failed, why_not_connected
+from bot.publishers.sending import connection_failure
 from scrapers.http import TIMEOUT, RetryingAdapter, json_body
 from scrapers.x import DEFAULT_RESET, MIN_PAGE_SIZE, PAGE_SIZE, POST_URL, RESET_MARGIN, TIMELINE_CAP, TWEEPY_HOST
 
@@ -165,15 +165,8 @@ def _failure(error: Exception, *, what: str, posting: bool, username: str | None
             return PublishError(f"X answered the post with {status}, so it may have been posted; look for it "
                                 f"among @{username}'s posts before posting it again.", outcome=Outcome.UNKNOWN)
         return PublishError(f"X answered {what} with {status}; try again later.", outcome=Outcome.TRANSIENT)
-    if certainly_not_sent(error):
-        return PublishError(f"Could not connect to X ({why_not_connected(error)}), so nothing was posted; check "
-                            "the network and X_API_URL.", outcome=Outcome.TRANSIENT)
-    if posting:
-        return PublishError(f"The connection to X failed after the post was sent ({why_failed(error)}), so it may "
-                            f"have been posted; look for it among @{username}'s posts before posting it again.",
-                            outcome=Outcome.UNKNOWN)
-    return PublishError(f"The connection to X failed during {what} ({why_failed(error)}); check the network and "
-                        "try again later.", outcome=Outcome.TRANSIENT)
+    return connection_failure(error, where="X", what=what, posting=posting, setting="X_API_URL",
+                              look=f"look for it among @{username}'s posts before posting it again.")
 
 
 def _refusal(response: requests.Response, *, what: str, posting: bool) -> PublishError:
