@@ -86,7 +86,7 @@ def check(settings: Settings, bots: BotsFile, config: str | None, open_store: Ca
 def check_bot(settings: Settings, bot: BotConfig, store: Store | None) -> BotCheck:
     result = BotCheck(bot.name, bot.mode, bot.target)
     documents = _corpus(result, bot, store)
-    _model(result, settings, bot, documents)
+    _model(result, settings, bot, documents, store)
     _posting(result, settings, bot)
     _sources(result, settings, bot)
     if store is not None:
@@ -121,8 +121,16 @@ def _corpus(result: BotCheck, bot: BotConfig, store: Store | None) -> int | None
     return documents
 
 
-def _model(result: BotCheck, settings: Settings, bot: BotConfig, documents: int | None) -> None:
+def _model(result: BotCheck, settings: Settings, bot: BotConfig, documents: int | None, store: Store | None) -> None:
+    from bot.model_store import HASH_PREFIX, local_hash, serving_version
+
     name = bot.model_name
+    published = serving_version(store, name) if store is not None else None
+    if published is not None and local_hash(settings.model_dir(name)) != published[0]:
+        # trained on a worker (or another host): this host fetches it when it first samples
+        where = f", version {published[0][:HASH_PREFIX]} in the database; this host fetches it on first use"
+        _trained(result, bot, published[1].get("valid_perplexity"), published[1].get("corpus"), where)
+        return
     if not settings.model_dir(name).exists():
         if documents or bot.sources:
             after = "" if documents else " once it has scraped the sources"
@@ -141,15 +149,18 @@ def _model(result: BotCheck, settings: Settings, bot: BotConfig, documents: int 
         result.findings.append(Finding("model", "missing", str(error),
                                        f"bot train {bot.corpus} --model {name} --force"))
         return
-    perplexity = model.metrics.get("valid_perplexity")
+    _trained(result, bot, model.metrics.get("valid_perplexity"), model.info.get("corpus"), "")
+
+
+def _trained(result: BotCheck, bot: BotConfig, perplexity: object, corpus: object, where: str) -> None:
+    name = bot.model_name
     trained = f"held-out perplexity {perplexity:.1f}" if isinstance(perplexity, int | float) else "trained"
-    corpus = model.info.get("corpus")
     if corpus and corpus != bot.corpus:
-        result.findings.append(Finding("model", "note", f"model {name!r} ({trained}) was trained on corpus "
+        result.findings.append(Finding("model", "note", f"model {name!r} ({trained}{where}) was trained on corpus "
                                        f"{corpus!r}, not the bot's {bot.corpus!r}",
                                        f"bot train {bot.corpus} --model {name} --force"))
     else:
-        result.findings.append(Finding("model", "ok", f"model {name!r}: {trained}"))
+        result.findings.append(Finding("model", "ok", f"model {name!r}: {trained}{where}"))
 
 
 def _posting(result: BotCheck, settings: Settings, bot: BotConfig) -> None:

@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sqlalchemy import LargeBinary, delete, func, select, update
 from sqlalchemy.orm import Session
@@ -59,6 +59,7 @@ MARKER = "packed.sha256"  # in a model folder: the sha256 of its packed content,
 NOT_PACKED = (CHECKPOINT, MARKER)  # top-level entries of a model folder that stay on the host
 CHUNK_BYTES = 4 * 2**20  # bytes per slice a fetch reads (and a publish writes, on SQLite): memory stays bounded
 HASH_PREFIX = 16  # hex digits of the hash that name a fetched version's folder
+FETCHING_PREFIX = ".fetch-"  # BOT_HOME/models/.versions/NAME/.fetch-RANDOM: a fetch in progress
 FILE_MODE, FOLDER_MODE = 0o644, 0o755  # what every packed entry says, whatever the packing host's umask
 
 
@@ -174,7 +175,7 @@ def publish(store: Store, model: str, folder: Path, *, replaces: str | None) -> 
         known = session.scalar(select(ModelVersion.id).where(ModelVersion.model == model,
                                                              ModelVersion.sha256 == sha256))
         if known is None:
-            stored = _store(session, model, sha256, size, owner, archive)
+            stored = _store(session, model, sha256, size, owner, archive, summary(folder))
         if stored:
             moved = _move(session, model, sha256, replaces, owner)
             _prune(session, model)
@@ -197,7 +198,27 @@ def publish_local(store: Store, settings: Settings, model: str) -> Published:
     return published
 
 
-def _store(session: Session, model: str, sha256: str, size: int, owner: str, archive: BinaryIO) -> bool:
+def summary(folder: Path) -> dict[str, Any]:
+    """What a version is, stored beside it for hosts that have not fetched it (`ModelVersion.summary`)."""
+    found = registry.summarize(folder)
+    return {"corpus": found.corpus, "valid_perplexity": found.valid_perplexity, "created_at": found.created_at}
+
+
+def serving_version(store: Store, model: str) -> tuple[str, dict[str, Any]] | None:
+    """The hash of the version of `model` that serves and its summary (for a version stored without one, only when
+    it was stored); None where none was published."""
+    with store.session() as session:
+        row = session.execute(select(ModelVersion.sha256, ModelVersion.summary, ModelVersion.created_at)
+                              .join(ServingModel, (ServingModel.model == ModelVersion.model)
+                                    & (ServingModel.sha256 == ModelVersion.sha256))
+                              .where(ServingModel.model == model)).first()
+    if row is None:
+        return None
+    return row.sha256, dict(row.summary or {"created_at": row.created_at.isoformat(timespec="seconds")})
+
+
+def _store(session: Session, model: str, sha256: str, size: int, owner: str, archive: BinaryIO,
+           about: dict[str, Any]) -> bool:
     """Insert the version unless a publish of the same content committed first; True if this one stored it.
 
     SQLite: a blob of zeros, then written in slices through its incremental blob I/O, so no more than a slice of
@@ -206,7 +227,7 @@ def _store(session: Session, model: str, sha256: str, size: int, owner: str, arc
     sqlite = session.get_bind().dialect.name == "sqlite"
     archive.seek(0)
     values = {"model": model, "sha256": sha256, "size": size, "created_at": utcnow(), "created_by": owner,
-              "content": func.zeroblob(size) if sqlite else archive.read()}
+              "summary": about, "content": func.zeroblob(size) if sqlite else archive.read()}
     if not insert_ignoring_conflict(session, ModelVersion, values):
         return False
     if sqlite:
@@ -295,7 +316,9 @@ def _download(store: Store, settings: Settings, model: str, sha256: str) -> Path
     behind if any step fails."""
     versions = settings.models_dir / VERSIONS / model
     versions.mkdir(parents=True, exist_ok=True)
-    temporary = versions / f".fetch-{secrets.token_hex(4)}"  # a dot: swap_in's pruning passes it by
+    for left in versions.glob(f"{FETCHING_PREFIX}*"):  # a fetch whose process died (this one holds the fetch lock)
+        shutil.rmtree(left, ignore_errors=True)
+    temporary = versions / f"{FETCHING_PREFIX}{secrets.token_hex(4)}"  # a dot: swap_in's pruning passes it by
     short = sha256[:HASH_PREFIX]
     gone = (f"Version {short} of model {model!r} left the database while this host fetched it (newer versions were "
             "published); try again.")

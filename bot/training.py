@@ -1,8 +1,9 @@
 """Train a model on a corpus in the store and write it to BOT_HOME/models/NAME; retrain and swap it in atomically.
 
-A retrained model is written to BOT_HOME/models/.versions/NAME/STAMP/ and, once training has finished, swapped in
-by replacing the symlink BOT_HOME/models/NAME in one rename: a reader loads the old model or the new one, never
-half of each, and a retrain that fails or is interrupted leaves the old model serving.
+A retrained model is written to BOT_HOME/models/.versions/NAME/.training-STAMP/, renamed to STAMP/ once training has
+finished and it is published, and swapped in by replacing the symlink BOT_HOME/models/NAME in one rename: a reader
+loads the old model or the new one, never half of each, and a retrain that fails or is interrupted leaves the old
+model serving (a process killed mid-training leaves its .training- folder, which the model's next training removes).
 
 One process at a time trains a model name: `bot train` and the scheduler's retrain each hold the name's lock
 (BOT_HOME/models/.locks/NAME.lock) from the start of training to the swap, and the second to come is refused in one
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 AUTO = "auto"
 VERSIONS = ".versions"  # BOT_HOME/models/.versions/NAME/STAMP: retrained models
 KEEP_VERSIONS = 2  # retrained versions kept per model: the one serving and the one before it
+TRAINING_PREFIX = ".training-"  # BOT_HOME/models/.versions/NAME/.training-STAMP: a retraining in progress
 LOCKS = ".locks"  # BOT_HOME/models/.locks/NAME.lock: held by whoever trains NAME
 SHIPPED_BASE = "base"  # bot/data/base: the base model nnbot ships, pretrained on Reddit titles (bench/base_model.py)
 NO_BASE = "none"  # BOT_BASE_MODEL=none: new models train from scratch
@@ -262,12 +264,15 @@ def retrain(store: Store, settings: Settings, corpus: str, model_name: str, pres
     in once it is complete (holding `lock`, which whoever loads the model for sampling holds too); `progress` is
     told of each epoch."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    directory = settings.models_dir / VERSIONS / model_name / stamp
+    # Written under a dot name (which swap_in's pruning and the fetches pass by) and renamed once it is published:
+    # a training killed on the way (a worker's host died) leaves a dot folder, which the next training removes.
+    directory = settings.models_dir / VERSIONS / model_name / f"{TRAINING_PREFIX}{stamp}"
     reporter = _Cancellable(stopping or threading.Event(), progress)
     from bot import model_store  # it imports this module
 
     with model_lock(settings, model_name):  # held until the swap: a hand-run `bot train` of it waits its turn
         replaces = model_store.serving(store, model_name)  # the new version serves only if this one still does
+        _remove_unfinished(directory.parent)
         try:
             summary = train(store, settings, corpus, model_name, preset_name, max_minutes=max_minutes,
                             reporter=reporter, directory=directory, locked=True, init_from=init_from)
@@ -279,9 +284,21 @@ def retrain(store: Store, settings: Settings, corpus: str, model_name: str, pres
             shutil.rmtree(directory, ignore_errors=True)
             raise VersionSuperseded(f"Model {model_name!r} was retrained, but another version of it was published "
                                     "while this one trained and serves instead; nothing was swapped in.")
+        finished = directory.with_name(stamp)
+        os.rename(directory, finished)
         with lock or threading.Lock():
-            swap_in(settings, model_name, directory)
+            swap_in(settings, model_name, finished)
     return summary
+
+
+def _remove_unfinished(versions: Path) -> None:
+    """Remove the folders of trainings of this model that never finished (their process died); called holding the
+    model's lock, so that no training of it on this host is writing one."""
+    if not versions.is_dir():
+        return
+    for left in versions.glob(f"{TRAINING_PREFIX}*"):
+        logger.info("removing %s, left by a training that did not finish", left)
+        shutil.rmtree(left, ignore_errors=True)
 
 
 def swap_in(settings: Settings, model_name: str, version: Path) -> None:

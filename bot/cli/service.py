@@ -246,7 +246,9 @@ def _bot_lines(b: dict[str, Any], *, running: bool) -> list[str]:
     else:
         ppl = f"perplexity {m['valid_perplexity']:.1f}" if m.get("valid_perplexity") else "no perplexity"
         age = f", trained {m['age_hours']:g} h ago" if m.get("age_hours") is not None else ""
-        model = f"model {m['name']} ({ppl}{age})"
+        version = f", version {m['version']}" if m.get("version") else ""
+        fetch = "" if m.get("here", True) else "; not on this host yet, fetched from the database on first use"
+        model = f"model {m['name']} ({ppl}{age}{version}{fetch})"
     queue = ", ".join(f"{n} {s}" for s, n in b["queue"].items() if n) or "empty"
     target = f"{b['platform']} {b['destination']}" if b["destination"] else b["platform"]
     last = b["last_post"]

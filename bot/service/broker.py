@@ -71,12 +71,12 @@ def task_body(bot: BotConfig, job: str) -> dict[str, Any]:
     return {"job": job, "bot": bot.model_dump(mode="json")}
 
 
-def send(app: Celery, run_id: int, bot: BotConfig, job: str) -> None:
-    """Put the run on its job's queue, or raise BrokerError saying why not."""
+def send(app: Celery, run_id: int, bot: BotConfig, job: str, queue: str | None = None) -> None:
+    """Put the run on `queue` (by default its job's), or raise BrokerError saying why not."""
     from kombu.exceptions import KombuError
 
     try:
-        app.send_task(TASK_NAME, args=[TASK_PROTOCOL, run_id, task_body(bot, job)], queue=QUEUES[job],
+        app.send_task(TASK_NAME, args=[TASK_PROTOCOL, run_id, task_body(bot, job)], queue=queue or QUEUES[job],
                       retry=True, retry_policy={"max_retries": SEND_RETRIES, "interval_start": 0,
                                                 "interval_step": 0.5, "interval_max": 0.5})
     except (KombuError, OSError) as error:

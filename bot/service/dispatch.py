@@ -6,6 +6,9 @@ sends the task; a worker that takes it sets itself as owner and beats a heartbea
 the database alone, and a task is never run twice at once: a worker takes a row only while it is waiting, or while
 its owner is gone (`task_gone`).
 
+A refill of a bot that has no model yet goes to the `train` queue, not `refill`: its first run trains the model
+(`jobs.first_run`), and trainings belong on the hosts that take train tasks.
+
 At each run of a job the scheduler looks at the bot's last task of that job first:
 - still running, its worker alive: nothing is sent (`nothing`, saying where it runs);
 - running, its worker gone: recorded as an error, and a new task is sent;
@@ -26,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 from bot.config import BotConfig, Settings
 from bot.processes import describe_owner, owner_gone
 from bot.service.broker import QUEUES, BrokerError, celery_app, send
-from bot.service.jobs import JobResult, Runtime
+from bot.service.jobs import JobResult, Runtime, has_model
 from bot.store import one_line
 from bot.store.schema import JobRun, utcnow
 
@@ -63,7 +66,6 @@ class Dispatcher:
 
 def dispatch(runtime: Runtime, app: object, bot: BotConfig, job: str) -> JobResult:
     """Write the run's row and send it as a task; the result says what was sent, or why nothing was."""
-    queue = QUEUES[job]
     now = utcnow()
     visibility = runtime.settings.bot_broker_visibility_timeout
     if job == "train" and bot.training.max_minutes * 60 > visibility:
@@ -72,6 +74,7 @@ def dispatch(runtime: Runtime, app: object, bot: BotConfig, job: str) -> JobResu
                        "after that is noticed only at the job's next run; raise BOT_BROKER_VISIBILITY_TIMEOUT",
                        bot.name, bot.training.max_minutes, visibility)
     try:
+        queue = _queue(runtime, bot, job)
         with runtime.store.session() as session:
             busy = _settle_previous(session, bot.name, job, now)
             run = JobRun(bot=bot.name, job=job, started_at=now, owner=None if busy is None else runtime.owner,
@@ -86,7 +89,7 @@ def dispatch(runtime: Runtime, app: object, bot: BotConfig, job: str) -> JobResu
     if busy is not None:
         return _logged(bot.name, job, JobResult("nothing", busy))
     try:
-        send(app, run_id, bot, job)  # type: ignore[arg-type]
+        send(app, run_id, bot, job, queue)  # type: ignore[arg-type]
     except BrokerError as error:
         result = JobResult("error", f"{error}; the job runs again at its next time")
         try:
@@ -100,6 +103,14 @@ def dispatch(runtime: Runtime, app: object, bot: BotConfig, job: str) -> JobResu
                            database_trouble(trouble))
         return _logged(bot.name, job, result)
     return _logged(bot.name, job, JobResult("sent", f"sent to queue {queue} as run {run_id}"))
+
+
+def _queue(runtime: Runtime, bot: BotConfig, job: str) -> str:
+    """The job's queue; a refill of a bot without a model goes to the train queue, since its first run trains
+    (`jobs.first_run`), and training belongs on the hosts that take train tasks (the GPU ones)."""
+    if job == "refill" and not has_model(runtime, bot):
+        return QUEUES["train"]
+    return QUEUES[job]
 
 
 def _settle_previous(session: Session, bot: str, job: str, now: datetime) -> str | None:

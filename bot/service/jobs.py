@@ -203,14 +203,20 @@ def refill_queue(runtime: Runtime, bot: BotConfig) -> JobResult:
                        f"{ready_now} of {bot.queue_size} ready")
 
 
+def has_model(runtime: Runtime, bot: BotConfig) -> bool:
+    """Whether the bot's model was trained here or published from another host (`generate` fetches it)."""
+    from bot.model_store import serving
+
+    return runtime.settings.model_dir(bot.model_name).exists() or serving(runtime.store, bot.model_name) is not None
+
+
 def first_run(runtime: Runtime, bot: BotConfig) -> JobResult | None:
     """A bot's first refill, before it has a model: scrape its sources if its corpus is empty, then train its model
     (as the train job does), so that a new bots.toml and `bot run` are all a bot needs. None: the model exists."""
     from bot.corpus import corpus_size
-    from bot.model_store import serving
 
-    if runtime.settings.model_dir(bot.model_name).exists() or serving(runtime.store, bot.model_name):
-        return None  # trained here, or published from another host (`generate` fetches it)
+    if has_model(runtime, bot):
+        return None
     logger.info("bot %s: no model %r yet; its first run builds one", bot.name, bot.model_name)
     done: list[str] = []
     with runtime.store.session() as session:

@@ -93,7 +93,7 @@ def _bot_status(store: Store, settings: Settings, bot: BotConfig, runs: dict[str
     waiting = state.post_not_before if state and state.post_not_before and state.post_not_before > now else None
     return {
         "name": bot.name, "mode": bot.mode, "platform": bot.platform, "destination": bot.destination,
-        "corpus": bot.corpus, "model": _model(settings, bot.model_name, now),
+        "corpus": bot.corpus, "model": _model(store, settings, bot.model_name, now),
         "queue": {status.value: counts.get(status.value, 0) for status in Status},
         "posts_today": today, "daily_cap": bot.daily_cap, "timezone": bot.schedule.timezone,
         "last_post": {"id": last.id, "at": _iso(last.posted_at), "url": last.remote_url, "text": last.text}
@@ -105,19 +105,31 @@ def _bot_status(store: Store, settings: Settings, bot: BotConfig, runs: dict[str
     }
 
 
-def _model(settings: Settings, name: str, now: datetime) -> dict[str, Any]:
-    try:
-        model = registry.load(settings, name)
-    except (NotFoundError, ModelError) as error:
-        return {"name": name, "problem": str(error)}
-    created = model.info.get("created_at")
+def _model(store: Store, settings: Settings, name: str, now: datetime) -> dict[str, Any]:
+    """The model that serves: this host's folder where it holds the version published in the database (or none was
+    published), else the published version's summary, which this host fetches on its first use."""
+    from bot.model_store import HASH_PREFIX, local_hash, serving_version
+
+    published = serving_version(store, name)
+    folder = settings.model_dir(name)
+    version = {"version": published[0][:HASH_PREFIX]} if published else {}
+    if published is None or (folder.exists() and local_hash(folder) == published[0]):
+        try:
+            model = registry.load(settings, name)
+        except (NotFoundError, ModelError) as error:
+            return {"name": name, "problem": str(error)}
+        about = {"valid_perplexity": model.metrics.get("valid_perplexity"), "created_at": model.info.get("created_at")}
+        here = True
+    else:
+        about, here = published[1], False
+    created = about.get("created_at")
     age = None
     try:
         age = round((now - datetime.fromisoformat(created)).total_seconds() / 3600, 1)
     except (TypeError, ValueError):  # missing or damaged: no age rather than no status
         created = None
-    return {"name": name, "valid_perplexity": _finite(model.metrics.get("valid_perplexity")), "trained_at": created,
-            "age_hours": age}
+    return {"name": name, "valid_perplexity": _finite(about.get("valid_perplexity")), "trained_at": created,
+            "age_hours": age, **version, "here": here}
 
 
 def _finite(value: Any) -> float | None:

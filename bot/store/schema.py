@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import (BigInteger, CheckConstraint, Column, DateTime, Float, ForeignKey, ForeignKeyConstraint, Index,
-                        Integer, LargeBinary, MetaData, String, Table, Text, TypeDecorator, Unicode, UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, CheckConstraint, Column, DateTime, Float, ForeignKey, ForeignKeyConstraint,
+                        Index, Integer, LargeBinary, MetaData, String, Table, Text, TypeDecorator, Unicode,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAME_LENGTH = 64  # corpus, model and bot names (bot.names.NAME_PATTERN)
@@ -211,6 +213,9 @@ class ModelVersion(Base):
     # An uncompressed tar (weights.npz does not compress); on PostgreSQL stored without TOAST compression, so reads
     # of a slice (substr) fetch only that slice.
     content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # read in slices (bot.model_store)
+    # What the version is, for hosts that have not fetched it: {"corpus", "valid_perplexity", "created_at"} (when
+    # it was trained) from its model.json; None for versions stored before migration 0007.
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class ServingModel(Base):

@@ -349,3 +349,36 @@ def test_bot_model_publish_sends_a_folder_copied_in_by_hand_to_the_other_hosts(s
     missing = bot("model", "publish", "nothing")
     assert (missing.code, missing.err) == (1, "Error: There is no model named 'nothing'; train one with `bot train "
                                               "CORPUS --model nothing`.\n")
+
+
+def test_a_host_that_has_not_fetched_the_serving_version_describes_it_from_the_database(
+        store, database_url: str, bot, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.bot.service.helpers import file_bot, write_bots
+
+    trainer = host(tmp_path, "trainer")  # a worker trained and published it
+    folder = shutil.copytree(tiny_model_dir, trainer.model_dir("fb"))
+    header = folder / "config.json"
+    header.write_text(json.dumps({**json.loads(header.read_text()), "created_at": "2026-12-06T10:00:05+00:00"}))
+    published = publish(store, "fb", folder, replaces=None)
+    about = registry.summarize(folder)
+    assert about.valid_perplexity and about.created_at == "2026-12-06T10:00:05+00:00"
+    monkeypatch.setenv("BOT_DATABASE_URL", database_url)
+    move_to(monkeypatch, tmp_path / "scheduler")
+    bots = file_bot("fb").replace('corpus = "fb"', f'corpus = "{about.corpus}"')  # the corpus it was trained on
+    config = str(write_bots(tmp_path / "b.toml", bots))
+    short = published.sha256[:model_store.HASH_PREFIX]
+    model = bot("--config", config, "status", "--json").json["bots"][0]["model"]
+    assert {k: model[k] for k in ("valid_perplexity", "trained_at", "version", "here")} == {
+        "valid_perplexity": about.valid_perplexity, "trained_at": about.created_at, "version": short, "here": False}
+    line = next(line for line in bot("--config", config, "status").out.splitlines() if line.startswith("fb "))
+    assert line.endswith(f"version {short}; not on this host yet, fetched from the database on first use)")
+    [finding] = [f for f in bot("--config", config, "check", "--json").json["bots"][0]["findings"]
+                 if f["what"] == "model"]
+    assert (finding["level"], finding["detail"]) == (
+        "ok", f"model 'fb': held-out perplexity {about.valid_perplexity:.1f}, version {short} in the database; this "
+              "host fetches it on first use")
+    assert not load_settings().model_dir("fb").exists()  # status and check fetched nothing
+
+    registry.load(load_settings(), "fb", store=store)  # the first use: fetched
+    model = bot("--config", config, "status", "--json").json["bots"][0]["model"]
+    assert (model["version"], model["here"]) == (short, True)

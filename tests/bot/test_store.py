@@ -29,7 +29,7 @@ def docs(*texts: str, source: str = "file") -> list[Document]:
 def test_migrations_from_empty_build_exactly_the_mapped_schema(store) -> None:  # type: ignore[no-untyped-def]
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
-        assert MigrationContext.configure(conn).get_current_revision() == "0006"
+        assert MigrationContext.configure(conn).get_current_revision() == "0007"
     assert set(inspect(store.engine).get_table_names()) == {
         "alembic_version", "corpora", "documents", "candidates", "bot_states", "job_runs", "service_lease",
         "apscheduler_jobs", "workers", "model_versions", "serving_models"}
@@ -39,7 +39,7 @@ def test_opening_again_is_a_no_op(database_url: str) -> None:
     open_store(database_url).close()
     second = open_store(database_url)
     with second.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0006"
+        assert MigrationContext.configure(conn).get_current_revision() == "0007"
     second.close()
 
 

@@ -14,7 +14,7 @@ from bot.config import load_bots_file, load_settings
 from bot.corpus import add_documents, load_texts
 from bot.service import jobs
 from bot.store.schema import Candidate, JobRun
-from bot.training import VERSIONS, TrainingCancelled, retrain
+from bot.training import TRAINING_PREFIX, VERSIONS, TrainingCancelled, retrain
 from scrapers.documents import Document
 from tests.bot.service.helpers import file_bot, write_bots
 from tests.fakes.reddit import FakeReddit, post
@@ -106,6 +106,9 @@ def test_retraining_swaps_the_new_model_in_and_keeps_the_old_one_until_then(stor
     link = settings.model_dir("fb")
     assert not link.is_symlink() and (registry.load(settings, "fb").weights["embedding"] == old).all()
     assert list((settings.models_dir / VERSIONS).rglob("*.npz")) == []  # the cut-off version was removed
+    killed = settings.models_dir / VERSIONS / "fb" / f"{TRAINING_PREFIX}20261206T000000000000"
+    killed.mkdir(parents=True)  # what a training whose process was killed leaves
+    (killed / "weights.npz").write_bytes(b"half")
     config = write_bots(tmp_path / "b.toml", file_bot("fb", extra='[bot.training]\npreset = "tiny"\nmax_minutes = 1'))
     result = jobs.run_job(runtime_for(store, config), "fb", "train")
     assert result.outcome == "ok" and result.message.startswith("model 'fb' retrained: held-out perplexity ")
@@ -115,7 +118,8 @@ def test_retraining_swaps_the_new_model_in_and_keeps_the_old_one_until_then(stor
     assert new.info["corpus"] == "fb" and not (new.weights["embedding"].shape == old.shape
                                                and (new.weights["embedding"] == old).all())
     versions = sorted(p.name for p in (settings.models_dir / VERSIONS / "fb").iterdir())
-    assert len(versions) == 2 and versions[1].endswith("-trained")  # the model `bot train` made, kept as a version
+    # the model `bot train` made, kept as a version; the killed training's folder removed by this one
+    assert len(versions) == 2 and versions[1].endswith("-trained") and not killed.exists()
     assert [m.name for m in registry.list_models(settings)] == ["fb"]
 
 

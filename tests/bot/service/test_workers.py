@@ -267,6 +267,7 @@ def test_two_workers_fill_queues_and_retrain_and_a_worker_killed_mid_training_is
     assert swaps == 1  # the killed worker never swapped; the survivor swapped once
     serving = load_settings().model_dir("fb").resolve()
     assert serving.stat().st_mtime >= killed_at - 1  # written after the kill, by the survivor
+    assert list(serving.parent.glob(".*")) == []  # the killed worker's half-written folder was removed
     from bot import registry
 
     assert registry.load(load_settings(), "fb").info["corpus"] == "fb"
@@ -318,10 +319,11 @@ def test_a_redis_restart_stops_no_post_fails_the_sends_of_the_outage_and_the_wor
 
 
 def test_a_worker_of_another_task_protocol_refuses_the_task_in_one_sentence(
-        redis_server, processes, monkeypatch, tmp_path, bot) -> None:
+        redis_server, processes, monkeypatch, tmp_path, bot, tiny_model_dir) -> None:
     database_url = f"sqlite:///{tmp_path / 'bot.db'}"
     broker_env(monkeypatch, database_url, redis_server)
     config = write_bots(tmp_path / "bots.toml", file_bot("fb", schedule='post = "1h"\nrefill = "1h"'))
+    shutil.copytree(tiny_model_dir, load_settings().model_dir("fb"))  # a bot with a model: its refill is a refill
     older = ("import sys; import bot.service.worker as w; w.TASK_PROTOCOL = 0; from bot.cli import main; "
              "sys.argv = ['bot', 'worker', '--queues', 'refill']; main()")  # the code of an older release
     processes.bot("old", code=older)
@@ -396,8 +398,9 @@ def gone_owner() -> str:
 
 
 def test_at_its_next_run_a_job_sends_no_second_task_while_one_runs_and_replaces_one_no_worker_will_finish(
-        store, tmp_path, redis_server) -> None:
-    config = write_bots(tmp_path / "b.toml", file_bot("fb"))
+        store, tmp_path, redis_server, tiny_model_dir) -> None:
+    config = write_bots(tmp_path / "b.toml", file_bot("fb") + file_bot("new"))
+    shutil.copytree(tiny_model_dir, load_settings().model_dir("fb"))  # "new" has no model yet
     runtime = scheduler_runtime(store, config, redis_server.url)
     assert jobs.run_job(runtime, "fb", "refill").outcome == "sent"
     again = jobs.run_job(runtime, "fb", "refill")  # the first still waits: no worker took it
@@ -424,6 +427,12 @@ def test_at_its_next_run_a_job_sends_no_second_task_while_one_runs_and_replaces_
     import redis
 
     assert redis.Redis(port=redis_server.port).llen("refill") == 3  # the broker got three; workers drop the old two
+
+    # A bot without a model: its first refill trains (jobs.first_run), so it goes where trainings go.
+    assert jobs.run_job(runtime, "new", "refill") == jobs.JobResult("sent", "sent to queue train as run 5")
+    [first] = runs(store, "refill", "new")
+    assert (first.queue, first.message) == ("train", "waiting in queue train")
+    assert redis.Redis(port=redis_server.port).llen("train") == 1
 
 
 def test_a_worker_takes_a_task_only_while_it_waits_or_its_worker_is_gone(store) -> None:
