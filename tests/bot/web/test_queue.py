@@ -255,6 +255,21 @@ def test_the_status_page_shows_what_bot_status_shows(logged_in) -> None:  # type
     assert "There is no model named &#39;fb&#39;" in page
 
 
+def test_the_status_page_describes_a_model_a_worker_published_before_this_host_fetches_it(  # type: ignore
+        logged_in, tiny_model_dir, tmp_path) -> None:
+    import shutil
+
+    from bot.config import load_settings
+    from bot.model_store import HASH_PREFIX, publish
+
+    worker = load_settings(bot_home=tmp_path / "worker")  # another host's BOT_HOME, the same database
+    published = publish(logged_in.store, "fb", shutil.copytree(tiny_model_dir, worker.model_dir("fb")), replaces=None)
+    page = logged_in.client.get("/status").text
+    assert (f"version {published.sha256[:HASH_PREFIX]}: not on this host yet, fetched from the database on first "
+            "use") in page
+    assert "There is no model named &#39;fb&#39;" not in page and not logged_in.settings.model_dir("fb").exists()
+
+
 def test_the_status_page_shows_the_workers_and_their_tasks_once_there_are_any(logged_in) -> None:  # type: ignore
     from bot.processes import describe_owner, process_owner
     from bot.store.schema import JobRun, Worker
