@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     bot_broker_url: str | None = Field(default=None, repr=False)
     # seconds a task a worker took may go unacknowledged before Redis hands it to another worker: longer than the
     # longest training (a bot's [bot.training] max_minutes), since a task still running then is handed out again
-    # (the second worker sees it running and drops it); a task whose worker died is handed out again after it
+    # (the second worker sees it running, watches it, and puts it back); a task whose worker died comes back after it
     bot_broker_visibility_timeout: float = Field(default=3600.0, ge=1, le=7 * 86400)
 
     reddit_client_id: str | None = None

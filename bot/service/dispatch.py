@@ -67,12 +67,6 @@ class Dispatcher:
 def dispatch(runtime: Runtime, app: object, bot: BotConfig, job: str) -> JobResult:
     """Write the run's row and send it as a task; the result says what was sent, or why nothing was."""
     now = utcnow()
-    visibility = runtime.settings.bot_broker_visibility_timeout
-    if job == "train" and bot.training.max_minutes * 60 > visibility:
-        logger.warning("bot %s trains for up to %g minutes, longer than BOT_BROKER_VISIBILITY_TIMEOUT (%.0f s): Redis "
-                       "hands its task out again while it runs (the second worker drops it), and a worker that dies "
-                       "after that is noticed only at the job's next run; raise BOT_BROKER_VISIBILITY_TIMEOUT",
-                       bot.name, bot.training.max_minutes, visibility)
     try:
         queue = _queue(runtime, bot, job)
         with runtime.store.session() as session:
@@ -88,6 +82,12 @@ def dispatch(runtime: Runtime, app: object, bot: BotConfig, job: str) -> JobResu
         return _logged(bot.name, job, JobResult("error", database_trouble(error)))
     if busy is not None:
         return _logged(bot.name, job, JobResult("nothing", busy))
+    visibility = runtime.settings.bot_broker_visibility_timeout
+    if queue == QUEUES["train"] and bot.training.max_minutes * 60 > visibility:
+        logger.warning("bot %s trains for up to %g minutes, longer than BOT_BROKER_VISIBILITY_TIMEOUT (%.0f s): Redis "
+                       "hands its task out again while it runs, and the workers that get the copy watch it and put it "
+                       "back until the training ends; raise BOT_BROKER_VISIBILITY_TIMEOUT",
+                       bot.name, bot.training.max_minutes, visibility)
     try:
         send(app, run_id, bot, job, queue)  # type: ignore[arg-type]
     except BrokerError as error:

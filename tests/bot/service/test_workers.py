@@ -26,6 +26,7 @@ from sqlalchemy import func, select, update
 from bot.config import BotConfig, load_bots_file, load_settings
 from bot.corpus import add_documents
 from bot.generation import generate
+from bot.model_store import local_hash, serving
 from bot.processes import describe_owner, process_owner
 from bot.queue import ready_count
 from bot.service import jobs
@@ -34,7 +35,7 @@ from bot.service.dispatch import Dispatcher
 from bot.service.status import service_status
 from bot.service.worker import MAX_ATTEMPTS, Claim, Running, _claim, _trained_since
 from bot.store import open_store
-from bot.store.schema import Candidate, JobRun, Status, Worker, utcnow
+from bot.store.schema import Candidate, JobRun, ModelVersion, Status, Worker, utcnow
 from models.sampler import SamplingSettings
 from scrapers.documents import Document
 from tests.bot.service.helpers import add_candidates, bot_config, file_bot, python, wait_for, write_bots
@@ -265,9 +266,12 @@ def test_two_workers_fill_queues_and_retrain_and_a_worker_killed_mid_training_is
     assert "taken over from " in processes.log(survivor)
     swaps = processes.log("w1").count("model fb now serves") + processes.log("w2").count("model fb now serves")
     assert swaps == 1  # the killed worker never swapped; the survivor swapped once
-    serving = load_settings().model_dir("fb").resolve()
-    assert serving.stat().st_mtime >= killed_at - 1  # written after the kill, by the survivor
-    assert list(serving.parent.glob(".*")) == []  # the killed worker's half-written folder was removed
+    serving_folder = load_settings().model_dir("fb").resolve()
+    assert serving_folder.stat().st_mtime >= killed_at - 1  # written after the kill, by the survivor
+    assert list(serving_folder.parent.glob(".*")) == []  # the killed worker's half-written folder was removed
+    with store.session() as s:  # one version stored and serving: the survivor's
+        stored = s.scalars(select(ModelVersion.sha256).where(ModelVersion.model == "fb")).all()
+    assert stored == [serving(store, "fb")] == [local_hash(serving_folder)]
     from bot import registry
 
     assert registry.load(load_settings(), "fb").info["corpus"] == "fb"
