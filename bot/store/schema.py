@@ -214,7 +214,7 @@ class ModelVersion(Base):
     # of a slice (substr) fetch only that slice.
     content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # read in slices (bot.model_store)
     # What the version is, for hosts that have not fetched it: {"corpus", "valid_perplexity", "created_at"} (when
-    # it was trained) from its model.json; None for versions stored before migration 0007.
+    # it was trained), read from its folder (`bot.model_store.summary`); None for versions stored before 0007.
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
