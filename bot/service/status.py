@@ -93,7 +93,7 @@ def _bot_status(store: Store, settings: Settings, bot: BotConfig, runs: dict[str
     waiting = state.post_not_before if state and state.post_not_before and state.post_not_before > now else None
     return {
         "name": bot.name, "mode": bot.mode, "platform": bot.platform, "destination": bot.destination,
-        "corpus": bot.corpus, "model": _model(store, settings, bot.model_name, now),
+        "corpus": bot.corpus, "model": _model(store, settings, bot, now),
         "queue": {status.value: counts.get(status.value, 0) for status in Status},
         "posts_today": today, "daily_cap": bot.daily_cap, "timezone": bot.schedule.timezone,
         "last_post": {"id": last.id, "at": _iso(last.posted_at), "url": last.remote_url, "text": last.text}
@@ -105,14 +105,19 @@ def _bot_status(store: Store, settings: Settings, bot: BotConfig, runs: dict[str
     }
 
 
-def _model(store: Store, settings: Settings, name: str, now: datetime) -> dict[str, Any]:
+def _model(store: Store, settings: Settings, bot: BotConfig, now: datetime) -> dict[str, Any]:
     """The model that serves: this host's folder where it holds the version published in the database (or none was
     published), else the published version's summary, which this host fetches on its first use."""
     from bot.model_store import HASH_PREFIX, local_hash, serving_version
 
+    name = bot.model_name
     published = serving_version(store, name)
     folder = settings.model_dir(name)
     version = {"version": published[0][:HASH_PREFIX]} if published else {}
+    if published is None and not folder.exists():
+        return {"name": name, "problem": f"not trained yet; the bot's first refill under `bot run` trains it once "
+                                         f"corpus {bot.corpus!r} holds texts (or now: `bot train {bot.corpus} "
+                                         f"--model {name}`)"}
     if published is None or (folder.exists() and local_hash(folder) == published[0]):
         try:
             model = registry.load(settings, name)

@@ -71,13 +71,14 @@ def test_status_shows_each_bot_and_who_runs_the_scheduler(bot, config, store) ->
         "daily_cap": 2, "last_error": None, "waiting_until": None}
     assert {s: n for s, n in fb["queue"].items() if n} == {"pending": 1, "approved": 1, "posted": 1}
     assert fb["last_post"]["id"] == ids[0] and fb["last_post"]["url"].startswith("file://")
-    assert fb["model"] == {"name": "fb", "problem": "There is no model named 'fb'; train one with `bot train CORPUS "
-                                                    "--model fb`."}
+    assert fb["model"] == {"name": "fb", "problem": "not trained yet; the bot's first refill under `bot run` trains "
+                                                    "it once corpus 'fb' holds texts (or now: `bot train fb --model "
+                                                    "fb`)"}
     lease.acquire(store, "elsewhere:4242:abcd", seconds=60)
     text = bot("--config", str(config), "status").out.splitlines()
     assert text[0].startswith("Scheduler: running (pid 4242 on elsewhere, since ")
-    assert text[2] == "fb  review  file posts.jsonl  model fb: There is no model named 'fb'; train one with `bot " \
-                      "train CORPUS --model fb`."
+    assert text[2] == ("fb  review  file posts.jsonl  model fb: not trained yet; the bot's first refill under `bot "
+                       "run` trains it once corpus 'fb' holds texts (or now: `bot train fb --model fb`)")
     assert text[3:5] == ["  queue:      1 pending, 1 approved, 1 posted", "  today:      1 of 2 posts (UTC)"]
     assert text[6] == "  next runs:  not scheduled yet"
     lease.release(store, "elsewhere:4242:abcd")

@@ -249,10 +249,11 @@ def test_the_status_page_shows_what_bot_status_shows(logged_in) -> None:  # type
     page = logged_in.client.get("/status").text
     assert "The scheduler (<code>bot run</code>) is not running, so no job runs" in page
     assert "`" not in page  # the messages shared with the CLI show their commands as code
-    assert "train one with <code>bot train CORPUS --model fb</code>" in page
+    assert ("under <code>bot run</code> trains it once corpus &#39;fb&#39; holds texts (or now: <code>bot train fb "
+            "--model fb</code>)") in page
     assert 'id="status-fb"' in page and 'id="status-xb"' in page
     assert "pending 1, approved 0" in page and "0 of 1000 (UTC)" in page
-    assert "There is no model named &#39;fb&#39;" in page
+    assert "fb: not trained yet; the bot&#39;s first refill" in page
 
 
 def test_the_status_page_describes_a_model_a_worker_published_before_this_host_fetches_it(  # type: ignore
@@ -267,7 +268,7 @@ def test_the_status_page_describes_a_model_a_worker_published_before_this_host_f
     page = logged_in.client.get("/status").text
     assert (f"version {published.sha256[:HASH_PREFIX]}: not on this host yet, fetched from the database on first "
             "use") in page
-    assert "There is no model named &#39;fb&#39;" not in page and not logged_in.settings.model_dir("fb").exists()
+    assert "fb: not trained yet" not in page and not logged_in.settings.model_dir("fb").exists()
 
 
 def test_the_status_page_shows_the_workers_and_their_tasks_once_there_are_any(logged_in) -> None:  # type: ignore
