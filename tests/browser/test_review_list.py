@@ -175,11 +175,24 @@ def test_after_each_action_focus_is_on_the_next_candidate(chromium: str, listing
         page.click("#bulk-fb .bulk-reject")
         page.wait_for_url(f"**/#c-{ids[12]}")
         assert _focused(page) == f"c-{ids[12]}"
+
+        with store.session() as session:  # what the keys and buttons did, before "Tick all" approves the rest
+            assert [session.get(Candidate, i).status for i in ids[:12]] == [
+                "pending", "pending", "approved", "pending", "rejected", "pending", "rejected", "pending", "rejected",
+                "approved", "rejected", "rejected"]
+        pending = page.eval_on_selector_all("#bot-fb article.candidate", "rows => rows.map(r => Number(r.dataset.id))")
+        page.check("#tick-all-fb")  # every row of the bot ticked, one unticked by hand, the rest approved at once
+        assert page.eval_on_selector_all("#bot-fb input.tick", "boxes => boxes.every(b => b.checked)")
+        page.uncheck(f"#pick-{ids[0]}")
+        assert page.evaluate("document.getElementById('tick-all-fb').indeterminate")
+        page.click("#bulk-fb .bulk-approve")
+        page.wait_for_url(f"{url}/**")
+        expect(page.locator("#flash")).to_have_text(
+            f"Approved candidates {', '.join(str(i) for i in pending if i != ids[0])}.")
         browser.close()
     with store.session() as session:
         rows = {i: session.get(Candidate, i) for i in ids[:12]}
-        assert [rows[i].status for i in ids[:12]] == [
-            "pending", "pending", "approved", "pending", "rejected", "pending", "rejected", "pending", "rejected",
-            "approved", "rejected", "rejected"]
         assert rows[ids[8]].reason == "reads like an advert"
         assert rows[ids[9]].text == "A title the reviewer rewrote by hand"
+        ticked = [session.get(Candidate, i).status for i in pending if i != ids[0]]
+        assert session.get(Candidate, ids[0]).status == "pending" and set(ticked) == {"approved"}

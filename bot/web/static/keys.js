@@ -1,7 +1,7 @@
 // The queue pages' keyboard and focus. After an action the server sends the browser back to the list at
 // #c-<id> (the candidate after the one acted on): that candidate is selected and focused, where the list was
 // scrolled before, so the keys go on from there. On the pending page: j/k move the selection, a approves,
-// r rejects, e opens the edit box in place, x ticks for the bulk buttons, Esc leaves a field.
+// r rejects, e opens the edit box in place, x ticks for the bulk buttons (or "Tick all"), Esc leaves a field.
 "use strict";
 (function () {
   var SCROLL_KEY = "nnbot-scroll";  // sessionStorage: where the list was scrolled when a form left it
@@ -137,8 +137,34 @@
     var box = element && element.querySelector("input.tick");
     if (box) {
       box.checked = !box.checked;
+      box.dispatchEvent(new Event("change"));  // the bot's "Tick all" follows
     }
   }
+
+  // "Tick all" per bot (shown only where this script runs): ticks or unticks every row of that bot's bulk form, and
+  // shows whether all, some or none of them are ticked as the rows are ticked one by one.
+  function rowsOf(form) {
+    return Array.prototype.slice.call(document.querySelectorAll('input.tick[form="' + form + '"]'));
+  }
+
+  function showTicked(all) {
+    var rows = rowsOf(all.dataset.form);
+    var ticked = rows.filter(function (box) { return box.checked; }).length;
+    all.checked = rows.length > 0 && ticked === rows.length;
+    all.indeterminate = ticked > 0 && ticked < rows.length;
+  }
+
+  Array.prototype.forEach.call(document.querySelectorAll("label.tick-all"), function (label) {
+    var all = label.querySelector("input");
+    label.hidden = false;
+    all.addEventListener("change", function () {
+      rowsOf(all.dataset.form).forEach(function (box) { box.checked = all.checked; });
+    });
+    rowsOf(all.dataset.form).forEach(function (box) {
+      box.addEventListener("change", function () { showTicked(all); });
+    });
+    showTicked(all);
+  });
 
   document.addEventListener("keydown", function (event) {
     if (event.altKey || event.ctrlKey || event.metaKey) {
