@@ -256,9 +256,10 @@ def text_metrics(texts: list[str], held_out: list[str], index) -> dict[str, obje
 
 
 def lstm_row(store, settings, held_out: list[str], index, *, n: int, sampling,
-             model: str = MODEL, keep: float = 1.0) -> dict[str, object]:
+             model: str = MODEL, keep: float = 1.0, rank: str = "mean") -> dict[str, object]:
     """N accepted samples; with `keep` < 1, N / keep are accepted and the N the reader scores best are kept, as a
-    refill keeps the most plausible of what it samples (without a base model to read with: the model's own)."""
+    refill keeps the most plausible of what it samples (without a base model to read with: the model's own). `rank`
+    "total": best by the base's log-probability of the whole text instead of per piece (shorter texts win)."""
     from bot.filters import FilterConfig
     from bot.generation import generate
 
@@ -277,12 +278,18 @@ def lstm_row(store, settings, held_out: list[str], index, *, n: int, sampling,
     seconds = time.perf_counter() - began
     acceptance = len(accepted) / max(sampled, 1)  # every accepted sample, before the cut to N
     accepted = accepted[:wanted]
+    if rank == "total" and keep < 1:  # the base's log-probability of the whole text, not per piece
+        from bot.generation import reader
+
+        scores = reader(settings).score([text for _, text in accepted])
+        totals = scores.token_logprob + scores.fill_logprob + scores.unseen_logprob
+        accepted = [(float(total), text) for total, (_, text) in zip(totals, accepted, strict=True)]
     best = sorted(range(len(accepted)), key=lambda i: -accepted[i][0])[:n] if keep < 1 else range(n)
     texts = [accepted[i][1] for i in sorted(best) if i < len(accepted)]  # the kept ones in the order drawn
     label = f"nnbot T={sampling.temperature:g}" + (f" p={sampling.top_p:g}" if sampling.top_p < 1 else "") + (
         f" k={sampling.top_k}" if sampling.top_k else "") + ("" if sampling.rare_words else " norare") + (
-        f" best {keep:.0%}" if keep < 1 else "")
-    return {"generator": label, "sampling": vars(sampling), "keep": keep, "sampled": sampled,
+        f" best {keep:.0%}" if keep < 1 else "") + (" by total" if rank == "total" and keep < 1 else "")
+    return {"generator": label, "sampling": vars(sampling), "keep": keep, "rank": rank, "sampled": sampled,
             "acceptance": round(acceptance, 4), "rejected": counts, "sample_seconds": round(seconds, 1),
             "mean_plausibility": round(float(np.mean([accepted[i][0] for i in best])), 4) if texts else None,
             **text_metrics(texts, held_out, index), "examples": texts[:EXAMPLES], "texts": texts}
@@ -334,7 +341,8 @@ def run_corpus(path: Path, args: argparse.Namespace) -> dict[str, object]:
         artifact = load_model(settings.model_dir(MODEL))
         evaluation = held_out_perplexity(artifact, held_out)
         index = NoveltyIndex.build(texts)  # every document, held-out included
-        lstm = [lstm_row(store, settings, held_out, index, n=n, sampling=s, keep=args.keep) for s in args.sampling]
+        lstm = [lstm_row(store, settings, held_out, index, n=n, sampling=s, keep=args.keep, rank=rank)
+                for s in args.sampling for rank in args.rank]
         store.close()
     finally:
         shutil.rmtree(home, ignore_errors=True)
@@ -451,6 +459,10 @@ def main() -> None:
                         help="change a model setting (models.config.ModelConfig), e.g. case_markers=false")
     parser.add_argument("--base", help="fine-tune from this model directory (default: the base `bot train` uses: "
                         "BOT_BASE_MODEL, else the shipped one); 'none' trains from scratch")
+    parser.add_argument("--rank", action="append", choices=("mean", "total"),
+                        help="with --keep: keep the best by the base's mean log-probability per piece (the refill's "
+                             "rule, the default) or by its total; repeat for a row of each from the same samples "
+                             "(seeded alike)")
     parser.add_argument("--keep", type=float, default=1.0,
                         help="sample N / KEEP accepted texts and keep the N the base model scores best (default 1)")
     parser.add_argument("--samples", type=Path, help="write each generator's texts to a file in this folder "
@@ -464,6 +476,7 @@ def main() -> None:
 
     args.overrides = dict(_setting(item) for item in args.set)
     args.sampling = [_sampling(item, SamplingSettings) for item in args.sampling or [str(DEFAULT_TEMPERATURE)]]
+    args.rank = args.rank or ["mean"]
     results = []
     for path in args.corpora:
         results.append(run_corpus(path, args))
