@@ -41,6 +41,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from itertools import islice
 from pathlib import Path
@@ -256,10 +257,12 @@ def text_metrics(texts: list[str], held_out: list[str], index) -> dict[str, obje
 
 
 def lstm_row(store, settings, held_out: list[str], index, *, n: int, sampling,
-             model: str = MODEL, keep: float = 1.0, rank: str = "mean") -> dict[str, object]:
+             model: str = MODEL, keep: float = 1.0, rank: str = "mean",
+             corpus: list[str] | None = None) -> dict[str, object]:
     """N accepted samples; with `keep` < 1, N / keep are accepted and the N the reader scores best are kept, as a
     refill keeps the most plausible of what it samples (without a base model to read with: the model's own). `rank`
-    "total": best by the base's log-probability of the whole text instead of per piece (shorter texts win)."""
+    "total": best by the base's log-probability of the whole text instead of per piece (shorter texts win);
+    "diverse": best per piece, but no opening more often than the corpus uses it (`diverse_best`)."""
     from bot.filters import FilterConfig
     from bot.generation import generate
 
@@ -284,15 +287,43 @@ def lstm_row(store, settings, held_out: list[str], index, *, n: int, sampling,
         scores = reader(settings).score([text for _, text in accepted])
         totals = scores.token_logprob + scores.fill_logprob + scores.unseen_logprob
         accepted = [(float(total), text) for total, (_, text) in zip(totals, accepted, strict=True)]
-    best = sorted(range(len(accepted)), key=lambda i: -accepted[i][0])[:n] if keep < 1 else range(n)
+    if keep >= 1:
+        best = range(n)
+    elif rank == "diverse":
+        best = diverse_best([text for _, text in accepted], [score for score, _ in accepted], n, corpus or held_out)
+    else:
+        best = sorted(range(len(accepted)), key=lambda i: -accepted[i][0])[:n]
     texts = [accepted[i][1] for i in sorted(best) if i < len(accepted)]  # the kept ones in the order drawn
     label = f"nnbot T={sampling.temperature:g}" + (f" p={sampling.top_p:g}" if sampling.top_p < 1 else "") + (
         f" k={sampling.top_k}" if sampling.top_k else "") + ("" if sampling.rare_words else " norare") + (
-        f" best {keep:.0%}" if keep < 1 else "") + (" by total" if rank == "total" and keep < 1 else "")
+        f" best {keep:.0%}" if keep < 1 else "") + (f" by {rank}" if rank != "mean" and keep < 1 else "")
     return {"generator": label, "sampling": vars(sampling), "keep": keep, "rank": rank, "sampled": sampled,
             "acceptance": round(acceptance, 4), "rejected": counts, "sample_seconds": round(seconds, 1),
             "mean_plausibility": round(float(np.mean([accepted[i][0] for i in best])), 4) if texts else None,
             **text_metrics(texts, held_out, index), "examples": texts[:EXAMPLES], "texts": texts}
+
+
+OPENING_WORDS = 3  # a text's opening: its first words, lower-cased
+
+
+def opening(text: str) -> str:
+    return " ".join(text.lower().split()[:OPENING_WORDS])
+
+
+def diverse_best(texts: list[str], scores: list[float], n: int, corpus: list[str]) -> list[int]:
+    """The N best by score, taken best first, but each opening at most as often as the corpus opens with it (scaled
+    to N, at least once): "The Future of" opens 2 of 2,000 Hacker News titles, so it opens at most one of N."""
+    shares = Counter(opening(t) for t in corpus)
+    taken: Counter[str] = Counter()
+    chosen: list[int] = []
+    for i in sorted(range(len(texts)), key=lambda i: -scores[i]):
+        key = opening(texts[i])
+        if taken[key] < max(1, math.ceil(n * shares[key] / len(corpus))):
+            taken[key] += 1
+            chosen.append(i)
+            if len(chosen) == n:
+                break
+    return chosen
 
 
 def markov_row(train_texts: list[str], held_out: list[str], index, *, n: int) -> dict[str, object]:
@@ -341,7 +372,8 @@ def run_corpus(path: Path, args: argparse.Namespace) -> dict[str, object]:
         artifact = load_model(settings.model_dir(MODEL))
         evaluation = held_out_perplexity(artifact, held_out)
         index = NoveltyIndex.build(texts)  # every document, held-out included
-        lstm = [lstm_row(store, settings, held_out, index, n=n, sampling=s, keep=args.keep, rank=rank)
+        lstm = [lstm_row(store, settings, held_out, index, n=n, sampling=s, keep=args.keep, rank=rank,
+                         corpus=train_texts)
                 for s in args.sampling for rank in args.rank]
         store.close()
     finally:
@@ -459,10 +491,10 @@ def main() -> None:
                         help="change a model setting (models.config.ModelConfig), e.g. case_markers=false")
     parser.add_argument("--base", help="fine-tune from this model directory (default: the base `bot train` uses: "
                         "BOT_BASE_MODEL, else the shipped one); 'none' trains from scratch")
-    parser.add_argument("--rank", action="append", choices=("mean", "total"),
+    parser.add_argument("--rank", action="append", choices=("mean", "total", "diverse"),
                         help="with --keep: keep the best by the base's mean log-probability per piece (the refill's "
-                             "rule, the default) or by its total; repeat for a row of each from the same samples "
-                             "(seeded alike)")
+                             "rule, the default), by its total, or per piece with no opening more often than in the "
+                             "corpus (diverse); repeat for a row of each from the same samples (seeded alike)")
     parser.add_argument("--keep", type=float, default=1.0,
                         help="sample N / KEEP accepted texts and keep the N the base model scores best (default 1)")
     parser.add_argument("--samples", type=Path, help="write each generator's texts to a file in this folder "
