@@ -55,14 +55,16 @@ class Checkup:
     config: str | None  # the bots file read, if any
     database: Finding
     bots: list[BotCheck]
+    broker: Finding | None = None  # with BOT_BROKER_URL: whether it answers, and the workers seen taking its queues
 
     @property
     def ready(self) -> bool:
-        return self.database.level != "missing" and bool(self.bots) and all(b.ready for b in self.bots)
+        return (self.database.level != "missing" and (self.broker is None or self.broker.level != "missing")
+                and bool(self.bots) and all(b.ready for b in self.bots))
 
     def to_json(self) -> dict[str, object]:
         return {"config": self.config, "ready": self.ready, "database": asdict(self.database),
-                "bots": [b.to_json() for b in self.bots]}
+                "broker": asdict(self.broker) if self.broker else None, "bots": [b.to_json() for b in self.bots]}
 
 
 def check(settings: Settings, bots: BotsFile, config: str | None, open_store: Callable[[], Store]) -> Checkup:
@@ -77,10 +79,41 @@ def check(settings: Settings, bots: BotsFile, config: str | None, open_store: Ca
     except USER_ERRORS as error:
         database = Finding("database", "missing", str(error), "check BOT_DATABASE_URL (README: Settings)")
     try:
-        return Checkup(config, database, [check_bot(settings, bot, store) for bot in bots.bot])
+        return Checkup(config, database, [check_bot(settings, bot, store) for bot in bots.bot],
+                       _broker(settings, store) if settings.bot_broker_url else None)
     finally:
         if store is not None:
             store.close()
+
+
+def _broker(settings: Settings, store: Store | None) -> Finding:
+    """With BOT_BROKER_URL, `bot run` only sends refills and trainings: the broker must answer and workers must take
+    both queues, or no bot is refilled or trained."""
+    from sqlalchemy import select
+
+    from bot.config import mask_password
+    from bot.service.broker import QUEUES, queue_lengths
+    from bot.service.dispatch import worker_alive
+    from bot.store.schema import Worker, utcnow
+
+    shown = mask_password(settings.bot_broker_url)
+    answer = queue_lengths(settings)
+    if not answer["reachable"]:
+        return Finding("broker", "missing", f"{shown} {answer['problem']}; `bot run` would post, but send no refill "
+                       "or training", "check BOT_BROKER_URL (README: Workers on other hosts)")
+    if store is None:
+        return Finding("broker", "ok", f"{shown} answers")
+    now = utcnow()
+    with store.session() as session:
+        alive = [w for w in session.scalars(select(Worker).where(Worker.stopped_at.is_(None))) if worker_alive(w, now)]
+    taken = {q for w in alive for q in w.queues.split(",")}
+    untaken = [q for q in sorted(set(QUEUES.values())) if q not in taken]
+    if untaken:
+        return Finding("broker", "note", f"{shown} answers, but no running `bot worker` takes queue "
+                       f"{' or '.join(untaken)}: those tasks wait until one does",
+                       f"bot worker --queues {','.join(untaken)} (on any host that reaches the database and the "
+                       "broker)")
+    return Finding("broker", "ok", f"{shown} answers; {len(alive)} worker{'s' if len(alive) != 1 else ''} running")
 
 
 def check_bot(settings: Settings, bot: BotConfig, store: Store | None) -> BotCheck:

@@ -11,6 +11,7 @@ import codecs
 import difflib
 import os
 import re
+from urllib.parse import urlsplit
 import tempfile
 import tomllib
 from pathlib import Path
@@ -136,6 +137,9 @@ class Settings(BaseSettings):
         if url is not None and not re.match(r"^(redis|rediss|redis\+socket)://", url):
             raise ValueError(f"{mask_password(url)!r} is not a Redis URL; write it like redis://host:6379/0 (or "
                              "leave it unset to run every job inside `bot run`)")
+        if url is not None and re.match(r"^rediss?://", url) and not re.fullmatch(r"/?\d*", urlsplit(url).path):
+            raise ValueError(f"{mask_password(url)!r} names Redis database {urlsplit(url).path.lstrip('/')!r}; "
+                             "Redis databases are numbers (redis://host:6379/0)")
         return url
 
     @property

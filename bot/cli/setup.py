@@ -66,6 +66,10 @@ def check(json_: JSON = False) -> None:
     else:
         lines = [f"bots.toml:  {path} ({len(bots.bot)} bot{'s' if len(bots.bot) != 1 else ''})",
                  f"database:   {result.database.detail}"]
+        broker = result.broker
+        if broker is not None:
+            lines.append(f"broker:     {broker.detail}"
+                         + (f"\n            → {broker.next}" if broker.next and broker.level != "ok" else ""))
         for b in result.bots:
             lines += ["", f"{b.name}  {b.mode}  {b.target}"]
             lines += [f"  {MARKS[f.level]:7} {f.what:8} {f.detail}" + (f"\n  {'':7} {'':8} → {f.next}" if f.next and
@@ -74,6 +78,8 @@ def check(json_: JSON = False) -> None:
         ready = [b.name for b in result.bots if b.ready]
         lines += ["", f"Ready for `bot run`: {', '.join(ready) or 'none'}." if result.ready or ready else
                   "No bot is ready for `bot run` yet; the MISSING lines say what to do."]
+        if broker is not None and broker.level == "missing":
+            lines.append("The broker must answer first: `bot run` sends every refill and training to it.")
         output.console.print("\n".join(lines), markup=False)
     if not result.ready:
         raise SystemExit(1)

@@ -26,7 +26,7 @@ def worker(
     from bot.errors import ConfigError
     from bot.service.worker import run_worker
 
-    chosen = [q.strip() for q in queues.split(",") if q.strip()]
+    chosen = list(dict.fromkeys(q.strip() for q in queues.split(",") if q.strip()))
     unknown = [q for q in chosen if q not in QUEUES]
     if unknown or not chosen:
         raise ConfigError(f"--queues takes {' and '.join(QUEUES)}, comma-separated, not {queues!r}; for example "
@@ -35,6 +35,12 @@ def worker(
     if not settings.bot_broker_url:
         raise ConfigError("`bot worker` takes its tasks from a broker, and BOT_BROKER_URL is not set; set it to the "
                           "Redis `bot run` sends to (like redis://host:6379/0), in the environment or BOT_HOME/.env.")
+    from bot.config import mask_password
+    from bot.service.broker import queue_lengths
+
+    answer = queue_lengths(settings)
+    if answer.get("refused"):  # Celery would try again forever; a wrong password is not going to change
+        raise ConfigError(f"The broker at {mask_password(settings.bot_broker_url)} {answer['problem']}.")
     if logging.getLogger().level > logging.INFO:  # a service says what it does as it goes
         logging.getLogger("bot").setLevel(logging.INFO)
     output.errors.print(f"Worker taking {', '.join(chosen)} tasks ({concurrency} at a time); Ctrl-C stops.",

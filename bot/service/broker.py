@@ -95,6 +95,10 @@ def queue_lengths(settings: Settings) -> dict[str, Any]:
     try:
         # kombu keeps a queue as a Redis list named after it (priority 0, the only one nnbot sends)
         return {"reachable": True, "queued": {queue: int(client.llen(queue)) for queue in sorted(set(QUEUES.values()))}}
+    except (redis.AuthenticationError, redis.ResponseError) as error:  # it answered: a password or database is wrong
+        return {"reachable": False, "refused": True,
+                "problem": f"answered but refused nnbot ({one_line(error)}); check the password and database number "
+                           "in BOT_BROKER_URL"}
     except (redis.RedisError, OSError) as error:
         return {"reachable": False, "problem": f"did not answer within {CONNECT_SECONDS:.0f} s ({one_line(error)})"}
     finally:

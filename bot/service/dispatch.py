@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 
-from bot.config import BotConfig, Settings
+from bot.config import BotConfig, BotsFile, Settings
 from bot.processes import describe_owner, owner_gone
 from bot.service.broker import QUEUES, BrokerError, celery_app, send
 from bot.service.jobs import JobResult, Runtime, has_model
-from bot.store import one_line
-from bot.store.schema import JobRun, utcnow
+from bot.store import Store, one_line
+from bot.store.schema import JobRun, Worker, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -42,6 +42,17 @@ logger = logging.getLogger(__name__)
 # long (a host that died, a network cut off) is presumed gone, and its task may run elsewhere. On the worker's own
 # host a task whose process has ended is known gone at once.
 TASK_STALE_SECONDS = 90.0
+
+
+# A worker process writes its own heartbeat (`workers`) every bot.service.worker.HEARTBEAT_SECONDS (10); one that
+# missed three is not counted as alive.
+WORKER_ALIVE_SECONDS = 30.0
+
+
+def worker_alive(worker: Worker, now: datetime) -> bool:
+    """Whether a worker process is running, as far as its row and (on this host) its process say."""
+    return (worker.stopped_at is None and (now - worker.heartbeat_at).total_seconds() <= WORKER_ALIVE_SECONDS
+            and not owner_gone(worker.name))
 
 
 def task_gone(row: JobRun, now: datetime) -> bool:
@@ -105,6 +116,21 @@ def dispatch(runtime: Runtime, app: object, bot: BotConfig, job: str) -> JobResu
     return _logged(bot.name, job, JobResult("sent", f"sent to queue {queue} as run {run_id}"))
 
 
+def drop_removed(store: Store, bots: BotsFile) -> int:
+    """Close the waiting tasks of bots no longer in bots.toml (their jobs are removed too), so that a worker that gets
+    one drops it instead of refilling or training a bot nobody runs; returns how many."""
+    names = [bot.name for bot in bots.bot]
+    with store.session() as session:
+        dropped = session.execute(update(JobRun).where(JobRun.queue.is_not(None), JobRun.owner.is_(None),
+                                                       JobRun.outcome.is_(None), JobRun.bot.not_in(names))
+                                  .values(finished_at=utcnow(), outcome="cancelled",
+                                          message="the bot is no longer in bots.toml; the task is dropped")
+                                  .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+    if dropped:
+        logger.info("%d waiting tasks of bots no longer in bots.toml dropped", dropped)
+    return int(dropped)
+
+
 def _queue(runtime: Runtime, bot: BotConfig, job: str) -> str:
     """The job's queue; a refill of a bot without a model goes to the train queue, since its first run trains
     (`jobs.first_run`), and training belongs on the hosts that take train tasks (the GPU ones)."""
@@ -121,12 +147,18 @@ def _settle_previous(session: Session, bot: str, job: str, now: datetime) -> str
     if previous is None:
         return None
     if previous.owner is not None and not task_gone(previous, now):
-        doing = f": {previous.message}" if previous.message else ""
-        return (f"its {job} task (run {previous.id}) is still running on {describe_owner(previous.owner)}{doing}; "
-                "no second one is sent")
+        doing = previous.message if previous.message and not previous.message.startswith("running on ") else ""
+        return (f"its {job} task (run {previous.id}) is still running on {describe_owner(previous.owner)}"
+                f"{': ' + doing if doing else ''}; no second one is sent")
     if previous.owner is None:
+        capacity, running = _busy(session, previous.queue or "", now)
+        if capacity and running >= capacity:  # it waits its turn: sending another would only queue a twin
+            return (f"its {job} task (run {previous.id}) still waits in queue {previous.queue}: the workers taking it "
+                    f"are busy ({running} of {capacity} running); no second one is sent")
         why = (f"no worker took it before this job's next run (is a `bot worker` taking queue {previous.queue} "
-               "running, and the broker up?); a new task is sent")
+               "running, and the broker up?); a new task is sent" if not capacity else
+               f"no worker took it before this job's next run, though a worker taking queue {previous.queue} was free "
+               "(the broker may have lost it in a restart); a new task is sent")
     else:
         why = (f"its worker ({describe_owner(previous.owner)}) stopped answering while it ran; a new task is sent")
     owner = JobRun.owner.is_(None) if previous.owner is None else JobRun.owner == previous.owner
@@ -138,6 +170,19 @@ def _settle_previous(session: Session, bot: str, job: str, now: datetime) -> str
         return _settle_previous(session, bot, job, now)
     logger.warning("bot %s: %s run %d: %s", bot, job, previous.id, why)
     return None
+
+
+def _busy(session: Session, queue: str, now: datetime) -> tuple[int, int]:
+    """(tasks the live workers taking `queue` run at once, tasks running on the queues those workers take)."""
+    alive = [w for w in session.scalars(select(Worker).where(Worker.stopped_at.is_(None))) if worker_alive(w, now)
+             and queue in w.queues.split(",")]
+    if not alive:
+        return 0, 0
+    taken = {q for w in alive for q in w.queues.split(",")}
+    running = [t for t in session.scalars(select(JobRun).where(JobRun.outcome.is_(None), JobRun.owner.is_not(None),
+                                                               JobRun.queue.in_(taken)))
+               if not task_gone(t, now)]
+    return sum(w.concurrency for w in alive), len(running)
 
 
 def database_trouble(error: DBAPIError) -> str:

@@ -256,10 +256,13 @@ def _dispatcher(settings: Settings) -> Callable[[jobs.Runtime, BotConfig, str], 
 
 
 def _start_up(store: Store, settings: Settings, bots: BotsFile, summary: RunSummary) -> None:
-    """Posts cut off by a crash become `unknown`; every `unknown` is looked for among the account's posts."""
+    """Posts cut off by a crash become `unknown`; every `unknown` is looked for among the account's posts; tasks still
+    waiting for a worker on behalf of bots that left bots.toml are dropped."""
     from bot.posting import reconcile, recover_interrupted
+    from bot.service.dispatch import drop_removed
 
     summary.recovered = recover_interrupted(store)
+    drop_removed(store, bots)
     for result in reconcile(store, settings, bots):
         summary.reconciled += result.found
         if result.error:

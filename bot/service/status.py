@@ -13,7 +13,6 @@ from bot import registry
 from bot.config import BotConfig, BotsFile, Settings, mask_password
 from bot.errors import NotFoundError
 from bot.posting import posts_today
-from bot.processes import owner_gone
 from bot.service import lease
 from bot.service.scheduler import next_runs
 from bot.store import Store
@@ -38,14 +37,13 @@ def service_status(store: Store, settings: Settings, bots: BotsFile) -> dict[str
 
 
 WORKERS_SEEN_SECONDS = 300  # workers whose heartbeat is this recent are listed
-WORKER_ALIVE_BEATS = 3  # heartbeats (bot.service.worker.HEARTBEAT_SECONDS) a live worker may miss
 
 
 def workers_status(store: Store, settings: Settings, now: datetime) -> dict[str, Any]:
     """The broker (asked with a short timeout), the workers seen recently, tasks waiting and running per queue, the
     tasks running, and the last task that failed; all but the broker's own count from the database."""
     from bot.service.broker import QUEUES
-    from bot.service.worker import HEARTBEAT_SECONDS
+    from bot.service.dispatch import task_gone, worker_alive
 
     with store.session() as session:
         workers = session.scalars(select(Worker).where(Worker.heartbeat_at >= now - timedelta(
@@ -54,9 +52,12 @@ def workers_status(store: Store, settings: Settings, now: datetime) -> dict[str,
                                      .order_by(JobRun.id)).all()
         failed = session.scalars(select(JobRun).where(JobRun.queue.is_not(None), JobRun.outcome == "error")
                                  .order_by(JobRun.id.desc()).limit(1)).first()
-    alive_for = timedelta(seconds=HEARTBEAT_SECONDS * WORKER_ALIVE_BEATS)
+    # a task whose worker died (killed, its host gone) is not running, though its row says nobody has ended it yet:
+    # the scheduler closes it and sends it again at the job's next run (bot.service.dispatch)
+    gone = {t.id for t in open_tasks if task_gone(t, now)}
     queues = {queue: {"waiting": sum(1 for t in open_tasks if t.queue == queue and t.owner is None),
-                      "running": sum(1 for t in open_tasks if t.queue == queue and t.owner is not None)}
+                      "running": sum(1 for t in open_tasks if t.queue == queue and t.owner is not None
+                                     and t.id not in gone)}
               for queue in sorted(set(QUEUES.values()))}
     broker = None
     if settings.bot_broker_url:
@@ -68,11 +69,13 @@ def workers_status(store: Store, settings: Settings, now: datetime) -> dict[str,
         "seen": [{"name": w.name, "queues": w.queues.split(","), "concurrency": w.concurrency,
                   "protocol": w.protocol, "started": _iso(w.started_at), "heartbeat": _iso(w.heartbeat_at),
                   "stopped": _iso(w.stopped_at),
-                  "alive": w.stopped_at is None and now - w.heartbeat_at <= alive_for and not owner_gone(w.name)}
+                  "alive": worker_alive(w, now)}
                  for w in workers],
         "queues": queues,
         "running": [{"run": t.id, "bot": t.bot, "job": t.job, "owner": t.owner, "since": _iso(t.started_at),
-                     "heartbeat": _iso(t.heartbeat_at), "progress": t.message} for t in open_tasks if t.owner],
+                     "heartbeat": _iso(t.heartbeat_at), "gone": t.id in gone,
+                     "progress": f"its worker stopped (last: {t.message}); the job sends it again at its next run"
+                     if t.id in gone else t.message} for t in open_tasks if t.owner],
         "last_failure": {"run": failed.id, "bot": failed.bot, "job": failed.job,
                          "at": _iso(failed.finished_at or failed.started_at), "message": failed.message}
         if failed else None,

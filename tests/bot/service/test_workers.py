@@ -439,6 +439,49 @@ def test_at_its_next_run_a_job_sends_no_second_task_while_one_runs_and_replaces_
     assert redis.Redis(port=redis_server.port).llen("train") == 1
 
 
+def test_a_task_waits_its_turn_while_the_workers_are_busy_and_a_removed_bots_waiting_tasks_are_dropped(
+        store, tmp_path, redis_server, tiny_model_dir) -> None:
+    from bot.service.scheduler import RunSummary, _start_up
+
+    config = write_bots(tmp_path / "b.toml", file_bot("fb"))
+    shutil.copytree(tiny_model_dir, load_settings().model_dir("fb"))
+    runtime = scheduler_runtime(store, config, redis_server.url)
+    now, me = utcnow(), process_owner()
+    with store.session() as s:  # one worker, one at a time, busy with a training of another bot
+        s.add_all([Worker(name=me, queues="train,refill", concurrency=1, protocol=TASK_PROTOCOL, started_at=now,
+                          heartbeat_at=now),
+                   JobRun(bot="other", job="train", started_at=now, queue="train", owner=me, heartbeat_at=now)])
+    assert jobs.run_job(runtime, "fb", "refill").outcome == "sent"  # run 2
+    assert jobs.run_job(runtime, "fb", "refill") == jobs.JobResult(
+        "nothing", "its refill task (run 2) still waits in queue refill: the workers taking it are busy (1 of 1 "
+                   "running); no second one is sent")
+    with store.session() as s:  # the training ends: the worker is free, yet the task was not taken
+        s.execute(update(JobRun).where(JobRun.id == 1).values(outcome="ok", finished_at=utcnow()))
+    assert jobs.run_job(runtime, "fb", "refill") == jobs.JobResult("sent", "sent to queue refill as run 4")
+    with store.session() as s:
+        assert s.get(JobRun, 2).message == (
+            "no worker took it before this job's next run, though a worker taking queue refill was free (the broker "
+            "may have lost it in a restart); a new task is sent")
+
+    # `bot run` starts with a bots.toml that no longer names fb: its waiting task is dropped, not run
+    _start_up(store, load_settings(), load_bots_file(write_bots(tmp_path / "c.toml", file_bot("xb"))), RunSummary())
+    with store.session() as s:
+        assert (s.get(JobRun, 4).outcome, s.get(JobRun, 4).message) == (
+            "cancelled", "the bot is no longer in bots.toml; the task is dropped")
+
+
+def test_status_does_not_count_a_task_whose_worker_died_as_running(store, tmp_path) -> None:
+    dead, now = gone_owner(), utcnow()
+    with store.session() as s:
+        s.add(JobRun(bot="fb", job="train", started_at=now, queue="train", owner=dead, heartbeat_at=now,
+                     message="training: epoch 6 done, held-out perplexity 48.0 (7s)"))
+    seen = service_status(store, load_settings(), load_bots_file(write_bots(tmp_path / "b.toml", file_bot("fb"))))
+    assert seen["workers"]["queues"]["train"] == {"waiting": 0, "running": 0}
+    [task] = seen["workers"]["running"]
+    assert task["gone"] and task["progress"] == ("its worker stopped (last: training: epoch 6 done, held-out "
+                                                 "perplexity 48.0 (7s)); the job sends it again at its next run")
+
+
 def test_a_worker_takes_a_task_only_while_it_waits_or_its_worker_is_gone(store) -> None:
     dead = gone_owner()
     with store.session() as s:
@@ -501,6 +544,44 @@ def test_status_shows_the_broker_the_workers_the_tasks_and_the_last_failed_one(b
     report = bot("--config", str(config), "status", "--json").json["workers"]
     assert report["queues"] == {"refill": {"waiting": 1, "running": 0}, "train": {"waiting": 0, "running": 1}}
     assert [w["alive"] for w in report["seen"]] == [True, False]
+
+
+def test_a_broker_that_refuses_nnbot_is_said_so_by_worker_status_and_check(bot, monkeypatch, tmp_path,
+                                                                           redis_server, store, database_url) -> None:
+    monkeypatch.setenv("BOT_DATABASE_URL", database_url)
+    config = str(write_bots(tmp_path / "b.toml", file_bot("fb")))
+    from bot.cli import context
+
+    def with_broker(url: str) -> None:
+        monkeypatch.setenv("BOT_BROKER_URL", url)
+        context.settings.cache_clear()
+
+    with_broker(f"redis://127.0.0.1:{redis_server.port}/99")  # Redis answers, and has no database 99
+    refused = ("answered but refused nnbot (DB index is out of range); check the password and database number in "
+               "BOT_BROKER_URL")
+    assert bot("worker").err == f"Error: The broker at {redis_server.url[:-2]}/99 {refused}.\n"  # not a retry loop
+    assert f"Broker: {redis_server.url[:-2]}/99 {refused}; `bot run` goes on posting" in bot("--config", config,
+                                                                                          "status").out
+    checked = bot("--config", config, "check", "--json")
+    assert checked.code == 1 and checked.json["broker"]["level"] == "missing"
+    assert checked.json["broker"]["detail"].startswith(f"{redis_server.url[:-2]}/99 {refused}; `bot run` would post")
+
+    with_broker(redis_server.url)  # it answers; no worker takes either queue yet
+    broker = bot("--config", config, "check", "--json").json["broker"]
+    assert (broker["level"], broker["detail"], broker["next"]) == (
+        "note", f"{redis_server.url} answers, but no running `bot worker` takes queue refill or train: those tasks "
+                "wait until one does",
+        "bot worker --queues refill,train (on any host that reaches the database and the broker)")
+    now = utcnow()
+    with store.session() as s:
+        s.add(Worker(name=process_owner(), queues="train,refill", concurrency=1, protocol=TASK_PROTOCOL,
+                     started_at=now, heartbeat_at=now))
+    broker = bot("--config", config, "check", "--json").json["broker"]
+    assert (broker["level"], broker["detail"]) == ("ok", f"{redis_server.url} answers; 1 worker running")
+
+    with_broker("redis://:secret@127.0.0.1:6379/abc")
+    assert bot("worker").err == ("Error: BOT_BROKER_URL 'redis://:***@127.0.0.1:6379/abc' names Redis database "
+                                 "'abc'; Redis databases are numbers (redis://host:6379/0).\n")
 
 
 def test_a_worker_needs_a_redis_broker_and_queues_it_knows(bot, monkeypatch) -> None:
