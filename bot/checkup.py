@@ -118,7 +118,7 @@ def _broker(settings: Settings, store: Store | None) -> Finding:
 
 def check_bot(settings: Settings, bot: BotConfig, store: Store | None) -> BotCheck:
     result = BotCheck(bot.name, bot.mode, bot.target)
-    documents = _corpus(result, bot, store)
+    documents = _corpus(result, settings, bot, store)
     _model(result, settings, bot, documents, store)
     _posting(result, settings, bot)
     _sources(result, settings, bot)
@@ -127,7 +127,7 @@ def check_bot(settings: Settings, bot: BotConfig, store: Store | None) -> BotChe
     return result
 
 
-def _corpus(result: BotCheck, bot: BotConfig, store: Store | None) -> int | None:
+def _corpus(result: BotCheck, settings: Settings, bot: BotConfig, store: Store | None) -> int | None:
     from bot.corpus import corpus_size
 
     if store is None:
@@ -138,7 +138,8 @@ def _corpus(result: BotCheck, bot: BotConfig, store: Store | None) -> int | None
         if bot.sources:
             result.findings.append(Finding(
                 "corpus", "note", f"corpus {bot.corpus!r} is empty; the bot's first refill under `bot run` scrapes "
-                f"its sources and trains its model first", f"bot run (or scrape now: {_scrape_command(bot)})"))
+                f"its sources and trains its model first",
+                f"bot run (or scrape now: {_scrape_command(settings, bot)})"))
         else:
             result.findings.append(Finding(
                 "corpus", "missing", f"corpus {bot.corpus!r} is empty and the bot has no sources",
@@ -147,7 +148,7 @@ def _corpus(result: BotCheck, bot: BotConfig, store: Store | None) -> int | None
         result.findings.append(Finding(
             "corpus", "note", f"corpus {bot.corpus!r} holds {documents:,} texts: enough to fine-tune the base model, "
             f"but its posts will repeat the corpus's phrases; {TOO_FEW_TEXTS:,} or more read better",
-            _scrape_command(bot) if bot.sources else f"bot import FILE --corpus {bot.corpus}"))
+            _scrape_command(settings, bot) if bot.sources else f"bot import FILE --corpus {bot.corpus}"))
     else:
         more = "" if documents >= ENOUGH_TEXTS else f" ({ENOUGH_TEXTS:,} or more read better still)"
         result.findings.append(Finding("corpus", "ok", f"corpus {bot.corpus!r} holds {documents:,} texts{more}"))
@@ -242,8 +243,10 @@ def _queue(result: BotCheck, bot: BotConfig, store: Store) -> None:
         result.findings.append(Finding("queue", "ok", detail))
 
 
-def _scrape_command(bot: BotConfig) -> str:
-    from bot.platforms import SOURCES
+def _scrape_command(settings: Settings, bot: BotConfig) -> str:
+    from bot.platforms import SOURCES, source_file
 
     source = bot.sources[0]
+    if getattr(source, "path", None) is not None:  # the file the source reads, wherever the command runs
+        source = source.model_copy(update={"path": source_file(settings, source)})
     return SOURCES[source.type].command(source, bot.corpus)

@@ -11,6 +11,7 @@ import codecs
 import difflib
 import os
 import re
+import typing
 from urllib.parse import urlsplit
 import tempfile
 import tomllib
@@ -536,7 +537,26 @@ def load_bots_file(path: Path) -> BotsFile:
         where = f"{path}, line {line}" if line else str(path)
         field = _field_name(data, loc)
         message = error["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
+        if error["type"] == "extra_forbidden":  # a misspelt or unknown key
+            message = "not a setting nnbot knows" + _did_you_mean(str(loc[-1]), _setting_names(BotsFile))
         raise ConfigError(f"{where}: {field + ': ' if field else ''}{message}.") from None
+
+
+def _setting_names(model: type[BaseModel]) -> set[str]:
+    """Every key a bots.toml may use, at any depth."""
+    names: set[str] = set()
+    for name, info in model.model_fields.items():
+        names.add(name)
+        for inner in (info.annotation, *typing.get_args(info.annotation)):
+            for kind in (inner, *typing.get_args(inner)):
+                if isinstance(kind, type) and issubclass(kind, BaseModel):
+                    names |= _setting_names(kind)
+    return names
+
+
+def _did_you_mean(key: str, names: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(names), n=1, cutoff=0.7)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _field_name(data: dict[str, Any], loc: tuple[Any, ...]) -> str:

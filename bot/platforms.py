@@ -211,7 +211,8 @@ def _x_missing(settings: Settings, source: Any) -> str | None:
     return None if token and token.get_secret_value() else "reading posts from X needs X_BEARER_TOKEN"
 
 
-def _source_file(settings: Settings, source: Any) -> Path:
+def source_file(settings: Settings, source: Any) -> Path:
+    """A file source's path: as written where absolute, else under BOT_HOME."""
     return source.path if source.path.is_absolute() else settings.bot_home / source.path
 
 
@@ -219,13 +220,13 @@ def _scrape_file(store: Store, settings: Settings, corpus: str, source: Any) -> 
     from bot.corpus import add_documents
     from scrapers.files import read_documents
 
-    documents = read_documents(_source_file(settings, source), format=source.format, column=source.column)
+    documents = read_documents(source_file(settings, source), format=source.format, column=source.column)
     with store.session() as session:
         return add_documents(session, corpus, documents).added, []
 
 
 def _file_missing(settings: Settings, source: Any) -> str | None:
-    path = _source_file(settings, source)
+    path = source_file(settings, source)
     return None if path.exists() else f"the source file {path} does not exist"
 
 
@@ -248,6 +249,7 @@ SOURCES: dict[str, SourceKind] = {
         example='{ type = "bluesky", actor = "bsky.app" }', about="an account's posts, reposts and replies left out"),
     "file": SourceKind(
         "file", _scrape_file, lambda source, corpus: f"bot import {source.path} --corpus {corpus}",
-        example='{ type = "file", path = "posts.txt" }', about="a text per line (or csv, jsonl, an X archive)",
+        example='{ type = "file", path = "posts.txt" }',
+        about="a text per line (or csv, jsonl, an X archive); a relative path is under BOT_HOME",
         missing=_file_missing, example_ready=False),
 }

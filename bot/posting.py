@@ -183,8 +183,7 @@ def claim(store: Store, bot: BotConfig, *, owner: str, now: datetime | None = No
             candidate = _by_hand(session, bot, candidate_id) if candidate_id else next_candidate(
                 session, bot, now, skip=passed)
             if candidate is None:
-                return Skip("empty", f"bot {bot.name!r} has no {'pending or ' if bot.mode == 'autonomous' else ''}"
-                            "approved candidate to post")
+                return Skip("empty", nothing_to_post(session, bot))
             passed.add(candidate.id)
             rejection = check(candidate) if check else None
             if rejection is not None:
@@ -354,6 +353,20 @@ class Preview:
     candidate: Candidate | None
     where: str
     blocked: Skip | None
+    nothing: str = ""  # why there is no candidate, where there is none
+
+
+def nothing_to_post(session: Session, bot: BotConfig) -> str:
+    """Why a bot has nothing to post, and for a review bot with pending candidates, what to do."""
+    message = (f"bot {bot.name!r} has no {'pending or ' if bot.mode == 'autonomous' else ''}approved candidate to "
+               "post")
+    if bot.mode == "review":
+        pending = session.scalar(select(func.count()).where(Candidate.bot == bot.name,
+                                                            Candidate.status == Status.PENDING)) or 0
+        if pending:
+            message += (f" ({pending} pending: approve some with `bot queue approve ID` or on the review page, "
+                        "`bot serve`)")
+    return message
 
 
 def preview(store: Store, settings: Settings, bot: BotConfig, *, candidate_id: int | None = None) -> Preview:
@@ -364,7 +377,8 @@ def preview(store: Store, settings: Settings, bot: BotConfig, *, candidate_id: i
         state = session.get(BotState, bot.name) or BotState(bot=bot.name, claims=0)
         blocked = _blocked(session, state, bot, now)
         candidate = _by_hand(session, bot, candidate_id) if candidate_id else next_candidate(session, bot, now)
-    return Preview(candidate, where, blocked)
+        nothing = "" if candidate is not None else nothing_to_post(session, bot)
+    return Preview(candidate, where, blocked, nothing)
 
 
 def _where(settings: Settings, bot: BotConfig) -> str:

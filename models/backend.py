@@ -42,7 +42,11 @@ def import_keras() -> None:
     if "keras" in sys.modules or wants_backend_lines():
         return
     with stderr_silenced():
-        import keras  # noqa: F401  (starts the backend: TensorFlow unless KERAS_BACKEND says otherwise)
+        import keras  # (starts the backend: TensorFlow unless KERAS_BACKEND says otherwise)
+
+        # The first operation looks for devices: on a machine with CUDA's libraries and no GPU, TensorFlow logs
+        # "failed call to cuInit" as an error line there, which is no error of the user's.
+        keras.ops.convert_to_numpy(keras.ops.zeros((1,)))
 
 
 import_keras()

@@ -257,7 +257,8 @@ class Trainer:
         """`weights`: where training starts (named as `models.config.weight_shapes`); Keras's initialisers without.
         `clock`: seconds, for the time limit and the budget's schedule (tests pass a fake one)."""
         quiet_backend_logs()
-        import keras  # the backend starts here, not when `models` is imported
+        import models.backend  # noqa: F401  (the backend starts here, without its start-up lines)
+        import keras
 
         from models import fitting, network
 

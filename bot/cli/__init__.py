@@ -61,9 +61,23 @@ def _interrupted(error: BaseException) -> bool:
     return False
 
 
+def config_first(argv: list[str]) -> list[str]:
+    """`bot check --config F` as `bot --config F check`: --config is an option of `bot` itself, and people put it
+    after the command as often as before."""
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if i and arg.startswith("--config="):
+            return [arg, *argv[:i], *argv[i + 1:]]
+        if i and arg == "--config" and i + 1 < len(argv):
+            return [arg, argv[i + 1], *argv[:i], *argv[i + 2:]]
+    return argv
+
+
 def main() -> None:
     from bot.cli.output import fail
 
+    sys.argv[1:] = config_first(sys.argv[1:])
     try:
         app()
     except (KeyboardInterrupt, SystemExit) as exit_:

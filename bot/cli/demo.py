@@ -54,11 +54,13 @@ def demo(
     lines = [
         "",
         f"Corpus:     {result.documents:,} titles, {result.words:,} words (corpus 'demo')",
-        f"Training:   {t.seconds:.0f}s, {len(t.epochs)} epochs, held-out perplexity {t.best.valid_perplexity:.1f} "
+        f"Training:   {t.seconds:.0f}s, {len(t.epochs)} epoch{'s' if len(t.epochs) != 1 else ''}, held-out "
+        f"perplexity {t.best.valid_perplexity:.1f} "
         f"(epoch {t.best_epoch}; {t.vocab_size:,}-word vocabulary)",
         f"Sampled:    {result.sampled} candidates; {len(result.accepted)} accepted",
         f"Rejected:   {rejected}",
-        f"Queue:      {result.pending} pending for bot 'demo', best first (`bot queue list --bot demo`)",
+        f"Queue:      {result.pending} pending for bot 'demo', best first "
+        "(`bot queue list --bot demo --status pending`)",
         f"Bot:        {_bot_line(result)}",
         f"Total time: {seconds:.0f}s",
         "",

@@ -217,8 +217,8 @@ def generate(
     rare_words: Annotated[Optional[bool], typer.Option(
         "--rare-words/--no-rare-words", help="Let the model write rare words (fills of a word class); default: the "
         "bot's [bot.sampling] rare_words, else " + ("yes" if DEFAULT_RARE_WORDS else "no") + ".")] = None,
-    platform: Annotated[Optional[str], typer.Option("--platform", help="reddit|x|file: length and link rules "
-                                                    "(default: the bot's, else reddit).")] = None,
+    platform: Annotated[Optional[str], typer.Option("--platform", help="reddit|x|mastodon|bluesky|file: length and "
+                                                    "link rules (default: the bot's, else reddit).")] = None,
     enqueue: Annotated[Optional[str], typer.Option("--enqueue", help="Put the accepted texts in the queue of this "
                                                    "bot (one that bots.toml names).", callback=corpus_name)] = None,
     json_: JSON = False,
@@ -270,8 +270,8 @@ def _queue_owner(name: str) -> BotConfig:
         raise NotFoundError(f"There is no bots.toml, so no bot {name!r} would read the queue; add the bot to "
                             "bots.toml (in BOT_HOME, or pass it with --config) first.")
     if bot is None:
-        raise NotFoundError(f"No bot named {name!r} is in bots.toml, so nothing would read its queue; check the name, "
-                            "or add the bot to bots.toml first.")
+        raise NotFoundError(f"No bot named {name!r} is in {context.config_path()}, so nothing would read its queue; "
+                            "check the name, or pass the file that names it with --config.")
     return bot
 
 

@@ -92,7 +92,7 @@ def _print_preview(preview: Any, bot: BotConfig, json_: bool) -> None:
                            "text": c.text if c else None, "blocked": preview.blocked.message if preview.blocked else None})
         return
     if c is None:
-        output.console.print(f"Nothing to post: bot {bot.name!r} has no candidate ready.", markup=False)
+        output.console.print(f"Nothing to post: {preview.nothing}.", markup=False)
     else:
         output.console.print(f"Would post candidate {c.id} to {preview.where}:\n  {c.text}", markup=False)
     if preview.blocked:
@@ -230,13 +230,13 @@ def _next_runs(runs: dict[str, str | None], *, running: bool) -> str:
     """The stored next runs, while a scheduler runs them: one already past is due now, not upcoming."""
     from datetime import UTC, datetime
 
-    if not running:
-        return "none while the scheduler is not running (start `bot run`)"
     if not any(runs.values()):
-        return "not scheduled yet"
+        return "not scheduled yet" if running else "none while the scheduler is not running (start `bot run`)"
     now = datetime.now(UTC)
-    return ", ".join(f"{job} " + ("due now" if at and datetime.fromisoformat(at) <= now else _short(at))
-                     for job, at in runs.items())
+    times = ", ".join(f"{job} " + ("due now" if at and datetime.fromisoformat(at) <= now else _short(at))
+                      for job, at in runs.items() if at)
+    # `bot run --once` from cron keeps these times too: a stopped scheduler's stored times are when they run next
+    return times if running else f"{times}, once `bot run` runs (or `bot run --once`; none is running now)"
 
 
 def _bot_lines(b: dict[str, Any], *, running: bool) -> list[str]:

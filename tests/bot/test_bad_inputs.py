@@ -135,8 +135,8 @@ def test_enqueue_to_a_bot_no_bots_toml_names_is_refused(bot: Bot, models: Path, 
     context.bots.cache_clear()  # each `bot` command is a process of its own; here they share one
     run = bot("--config", str(bots_toml), "generate", "tiny", "--n", "5", "--seed", "1", "--enqueue", "ghostbot")
     assert (run.code, run.out, run.err) == (1, "", (
-        "Error: No bot named 'ghostbot' is in bots.toml, so nothing would read its queue; check the name, or add the "
-        "bot to bots.toml first.\n"))
+        f"Error: No bot named 'ghostbot' is in {bots_toml}, so nothing would read its queue; check the name, or pass "
+        "the file that names it with --config.\n"))
     assert candidates(cli_store) == []
     queued = bot("--config", str(bots_toml), "generate", "tiny", "--n", "20", "--seed", "1", "--enqueue", "fb",
                  "--json")

@@ -100,7 +100,7 @@ def test_a_good_bots_file(tmp_path: Path) -> None:
      "line 21: bot 'tweets' field schedule.post: '0 25 * * *' is not a valid cron expression (Error validating "
      "expression '25': the last value (25) is higher than the maximum value (23))."),
     (GOOD.replace('platform = "reddit"', 'platfrom = "reddit"'),
-     "line 8: bot 'hn' field platfrom: Extra inputs are not permitted."),
+     "line 8: bot 'hn' field platfrom: not a setting nnbot knows (did you mean platform?)."),
     (GOOD.replace('destination = "r/test"\n', ""),
      "line 5: bot 'hn' field (table): platform 'reddit' needs a destination (the subreddit it posts to)."),
     (GOOD.replace('name = "tweets"', 'name = "hn"'),

@@ -45,7 +45,9 @@ def test_check_names_what_each_bot_lacks_and_what_to_run_next(bot, tmp_path, tin
         '[[bot]]\nname = "fb"\ncorpus = "fb"\nplatform = "file"\ndestination = "posts.jsonl"\n\n'
         '[[bot]]\nname = "rb"\ncorpus = "rb"\nplatform = "reddit"\ndestination = "r/test"\n'
         'sources = [{ type = "reddit", subreddits = ["python"] }]\n\n'
-        '[[bot]]\nname = "xb"\ncorpus = "xb"\nplatform = "x"\nsources = [{ type = "x", username = "jack" }]\n')
+        '[[bot]]\nname = "xb"\ncorpus = "xb"\nplatform = "x"\nsources = [{ type = "x", username = "jack" }]\n\n'
+        '[[bot]]\nname = "tb"\ncorpus = "tb"\nplatform = "file"\ndestination = "t.jsonl"\n'
+        'sources = [{ type = "file", path = "mine.txt" }]\n')
     first = bot("--config", str(config), "check", "--json")
     assert first.code == 1
     report = first.json
@@ -59,6 +61,9 @@ def test_check_names_what_each_bot_lacks_and_what_to_run_next(bot, tmp_path, tin
     assert found["rb"]["posting"]["level"] == "missing" and "REDDIT_CLIENT_ID" in found["rb"]["posting"]["detail"]
     assert found["xb"]["posting"]["level"] == "missing" and "X_API_KEY" in found["xb"]["posting"]["detail"]
     assert found["xb"]["sources"]["detail"] == "reading posts from X needs X_BEARER_TOKEN"
+    mine = load_settings().bot_home / "mine.txt"  # a relative source path is under BOT_HOME, and the hint says where
+    assert found["tb"]["sources"]["detail"] == f"the source file {mine} does not exist"
+    assert found["tb"]["corpus"]["next"] == f"bot run (or scrape now: bot import {mine} --corpus tb)"
 
     # The file bot gets a small corpus and a model: it is ready, with a note that more text reads better.
     source = tmp_path / "few.txt"
@@ -158,6 +163,15 @@ def test_the_backend_starts_without_printing_tensorflows_start_up_lines() -> Non
                            env={**env, "TF_CPP_MIN_LOG_LEVEL": "0"}, check=True)
     if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
         assert "cpu_feature_guard" in asked.stderr  # asked for: shown
+    # Whichever module starts Keras first (the trainer did, before `bot train` printed these lines) goes through
+    # models.backend: in every module, `import models.backend` comes before the first `import keras`.
+    root = Path(__file__).resolve().parents[2]
+    for module in sorted((root / "models").glob("*.py")):
+        lines = [line.strip() for line in module.read_text(encoding="utf-8").splitlines()]
+        keras = [i for i, line in enumerate(lines) if line == "import keras" or line.startswith("from keras ")]
+        if keras and module.name != "backend.py":
+            backend = [i for i, line in enumerate(lines) if line.startswith("import models.backend")]
+            assert backend and backend[0] < keras[0], f"{module.name} imports keras before models.backend"
 
 
 def test_a_candidate_has_one_score_in_generate_and_in_the_queue(bot, tmp_path, tiny_model_dir: Path) -> None:  # type: ignore[no-untyped-def]
@@ -174,3 +188,13 @@ def test_a_candidate_has_one_score_in_generate_and_in_the_queue(bot, tmp_path, t
     assert all(c["score"] == round(c["logprob"] / c["tokens"], 2) for c in queued)
     table = bot("queue", "list", "--status", "pending").out
     assert all(f"{c['score']:.2f}" in table for c in queued)  # the table shows the same numbers
+
+
+def test_config_may_come_after_the_command_as_well_as_before() -> None:
+    from bot.cli import config_first
+
+    assert config_first(["check", "--config", "b.toml", "--json"]) == ["--config", "b.toml", "check", "--json"]
+    assert config_first(["queue", "list", "--config=b.toml"]) == ["--config=b.toml", "queue", "list"]
+    assert config_first(["--config", "b.toml", "status"]) == ["--config", "b.toml", "status"]
+    assert config_first(["generate", "m", "--prefix", "x", "--", "--config"]) == [
+        "generate", "m", "--prefix", "x", "--", "--config"]

@@ -95,7 +95,10 @@ def test_status_never_shows_a_past_next_run_as_upcoming() -> None:
     runs = {"refill": past.isoformat(timespec="seconds"), "post": future.isoformat(timespec="seconds")}
     assert _next_runs(runs, running=True) == (
         f"refill due now, post {future.isoformat(timespec='seconds').replace('T', ' ').replace('+00:00', ' UTC')}")
-    assert _next_runs(runs, running=False) == "none while the scheduler is not running (start `bot run`)"
+    assert _next_runs(runs, running=False) == (  # as `bot run --once` from cron keeps them
+        f"refill due now, post {future.isoformat(timespec='seconds').replace('T', ' ').replace('+00:00', ' UTC')}, "
+        "once `bot run` runs (or `bot run --once`; none is running now)")
+    assert _next_runs({"refill": None}, running=False) == "none while the scheduler is not running (start `bot run`)"
 
 
 def test_reconcile_reports_what_it_found_and_what_stays_for_a_person(bot, config, store, bot_home) -> None:

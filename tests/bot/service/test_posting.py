@@ -48,7 +48,8 @@ def test_review_mode_posts_approved_candidates_once_each_in_approval_order(store
         queue.approve(s, [ids[0]])
     outcomes = [posting.post_next(store, settings, bot) for _ in range(3)]
     assert [(o.status, o.candidate_id) for o in outcomes] == [("posted", ids[2]), ("posted", ids[0]), ("empty", None)]
-    assert outcomes[2].message == "bot 'fb' has no approved candidate to post"
+    assert outcomes[2].message == ("bot 'fb' has no approved candidate to post (1 pending: approve some with `bot "
+                                   "queue approve ID` or on the review page, `bot serve`)")
     assert [line["text"] for line in lines(bot_home / "posts.jsonl")] == ["Third title here", "First title here"]
     assert statuses(store, ids) == ["posted", "pending", "posted"]
     with store.session() as s:
