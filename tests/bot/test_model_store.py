@@ -225,8 +225,10 @@ def test_a_published_version_replaces_a_folder_trained_here_and_keeps_it_as_a_ve
     published = publish(store, "m", version_of(tiny_model_dir, tmp_path / "v1", 1), replaces=None)
     assert fetch_serving(store, settings, "m") is not None
     assert model_store.local_hash(settings.model_dir("m")) == published.sha256
-    names = sorted(p.name for p in (settings.models_dir / VERSIONS / "m").iterdir())
-    assert len(names) == 2 and names[0].endswith("-trained") and names[1] == published.sha256[:16]
+    # the fetched version (named by its hash) and the folder trained here (named by when it was moved aside)
+    trained, fetched = sorted((p.name for p in (settings.models_dir / VERSIONS / "m").iterdir()),
+                              key=lambda name: name == published.sha256[:16])
+    assert trained.endswith("-trained") and fetched == published.sha256[:16]
 
 
 def test_two_fetches_on_one_host_at_once_download_once(store, tiny_model_dir: Path, tmp_path: Path,
