@@ -89,12 +89,10 @@ def check(settings: Settings, bots: BotsFile, config: str | None, open_store: Ca
 def _broker(settings: Settings, store: Store | None) -> Finding:
     """With BOT_BROKER_URL, `bot run` only sends refills and trainings: the broker must answer and workers must take
     both queues, or no bot is refilled or trained."""
-    from sqlalchemy import select
-
     from bot.config import mask_password
     from bot.service.broker import QUEUES, queue_lengths
-    from bot.service.dispatch import worker_alive
-    from bot.store.schema import Worker, utcnow
+    from bot.service.dispatch import alive_workers
+    from bot.store.schema import utcnow
 
     shown = mask_password(settings.bot_broker_url)
     answer = queue_lengths(settings)
@@ -103,9 +101,8 @@ def _broker(settings: Settings, store: Store | None) -> Finding:
                        "or training", "check BOT_BROKER_URL (README: Workers on other hosts)")
     if store is None:
         return Finding("broker", "ok", f"{shown} answers")
-    now = utcnow()
     with store.session() as session:
-        alive = [w for w in session.scalars(select(Worker).where(Worker.stopped_at.is_(None))) if worker_alive(w, now)]
+        alive = alive_workers(session, utcnow())
     taken = {q for w in alive for q in w.queues.split(",")}
     untaken = [q for q in sorted(set(QUEUES.values())) if q not in taken]
     if untaken:

@@ -55,6 +55,11 @@ def worker_alive(worker: Worker, now: datetime) -> bool:
             and not owner_gone(worker.name))
 
 
+def alive_workers(session: Session, now: datetime) -> list[Worker]:
+    """The worker processes running now (`worker_alive`)."""
+    return [w for w in session.scalars(select(Worker).where(Worker.stopped_at.is_(None))) if worker_alive(w, now)]
+
+
 def task_gone(row: JobRun, now: datetime) -> bool:
     """Whether the worker that took this task has certainly or presumably stopped (False while none took it)."""
     if row.owner is None:
@@ -174,8 +179,7 @@ def _settle_previous(session: Session, bot: str, job: str, now: datetime) -> str
 
 def _busy(session: Session, queue: str, now: datetime) -> tuple[int, int]:
     """(tasks the live workers taking `queue` run at once, tasks running on the queues those workers take)."""
-    alive = [w for w in session.scalars(select(Worker).where(Worker.stopped_at.is_(None))) if worker_alive(w, now)
-             and queue in w.queues.split(",")]
+    alive = [w for w in alive_workers(session, now) if queue in w.queues.split(",")]
     if not alive:
         return 0, 0
     taken = {q for w in alive for q in w.queues.split(",")}
